@@ -1,0 +1,52 @@
+package engine
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/turnstile-push/turnstile/auth/ticket"
+)
+
+// Config configures a Server. The zero value of every field but Store works:
+// zero durations and sizes take the defaults below.
+type Config struct {
+	// Addr is the WebSocket listen address, e.g. ":8081" or "127.0.0.1:0".
+	Addr string
+	// Path is the only path that upgrades; others get 404. Default "/ws".
+	Path string
+	// Store redeems tickets. Required.
+	Store ticket.Store
+	// Origins lists allowed Origin values, exact match, scheme included.
+	// A single "*" allows any. Empty: only requests without Origin.
+	Origins []string
+
+	HandshakeTimeout time.Duration // default 5s, fixed deadline from accept
+	MaxHeaderBytes   int           // default 8192, request line + headers
+	MaxMessageBytes  int           // default 65536, all fragments together
+	PingInterval     time.Duration // default 25s
+	IdleTimeout      time.Duration // default 60s
+	MaxPendingBytes  int           // default 1 MiB queued outbound per conn
+	MaxConns         int           // 0: no limit
+	Loops            int           // 0: GOMAXPROCS
+
+	// Echo sends every client data message back with the same opcode.
+	Echo bool
+	// OnMessage, if set, receives every client data message (when Echo is
+	// off). It runs on the event loop: it must not block, and data is only
+	// valid during the call.
+	OnMessage func(c *Conn, op byte, data []byte)
+
+	// Logger receives debug logs of rejections and errors; nil discards.
+	Logger *slog.Logger
+}
+
+// Defaults, from DESIGN 1.1.
+const (
+	DefaultPath             = "/ws"
+	DefaultHandshakeTimeout = 5 * time.Second
+	DefaultMaxHeaderBytes   = 8192
+	DefaultMaxMessageBytes  = 65536
+	DefaultPingInterval     = 25 * time.Second
+	DefaultIdleTimeout      = 60 * time.Second
+	DefaultMaxPendingBytes  = 1 << 20
+)
