@@ -1,0 +1,238 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// config is every setting of the binary, after flags and environment.
+type config struct {
+	HTTPAddr        string
+	WSAddr          string
+	WSPath          string
+	WSURL           string
+	Dev             bool
+	UsersFile       string
+	JWTSecret       string
+	JWTKeyFile      string
+	JWTTTL          time.Duration
+	JWTIssuer       string
+	JWTAudience     string
+	TicketTTL       time.Duration
+	TicketCapacity  int
+	PublishKey      string
+	Origins         []string
+	HandshakeTime   time.Duration
+	MaxHeaderBytes  int
+	MaxMessageBytes int
+	PingInterval    time.Duration
+	IdleTimeout     time.Duration
+	MaxPendingBytes int
+	MaxConns        int
+	Loops           int
+	Echo            bool
+	DrainTimeout    time.Duration
+	LogLevel        slog.Level
+	LogJSON         bool
+}
+
+// envName maps a flag name to its environment variable: -ticket-ttl → TURNSTILE_TICKET_TTL.
+func envName(flagName string) string {
+	return "TURNSTILE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseConfig reads flags from args and, for every flag not given there, the
+// environment through getenv. Flags win over the environment. Every error
+// names the flag (or variable) and says what would be right.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	var origins, logLevel, logFormat string
+	fs := flag.NewFlagSet("turnstile", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.HTTPAddr, "http", ":8080", "HTTP API listen address")
+	fs.StringVar(&c.WSAddr, "ws", ":8081", "WebSocket listen address")
+	fs.StringVar(&c.WSPath, "ws-path", "/ws", "the only path that upgrades")
+	fs.StringVar(&c.WSURL, "ws-url", "", "public WebSocket URL handed out by /ws_ticket (default: request host, -ws port, -ws-path)")
+	fs.BoolVar(&c.Dev, "dev", false, "development mode: demo user maggie/secret, random keys, any Origin")
+	fs.StringVar(&c.UsersFile, "users", "", "htpasswd file with bcrypt entries (htpasswd -B)")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 key, at least 32 bytes (prefer TURNSTILE_JWT_SECRET)")
+	fs.StringVar(&c.JWTKeyFile, "jwt-key", "", "PEM Ed25519 private key file for EdDSA tokens")
+	fs.DurationVar(&c.JWTTTL, "jwt-ttl", 15*time.Minute, "lifetime of tokens from /auth")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "turnstile", "required iss")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", "turnstile", "required aud")
+	fs.DurationVar(&c.TicketTTL, "ticket-ttl", 30*time.Second, "lifetime of a ticket")
+	fs.IntVar(&c.TicketCapacity, "ticket-capacity", 1<<20, "most live tickets; past it /ws_ticket answers 503")
+	fs.StringVar(&c.PublishKey, "publish-key", "", "bearer key for /publish (prefer TURNSTILE_PUBLISH_KEY)")
+	fs.StringVar(&origins, "origins", "", "comma list of allowed Origin values (exact, scheme included), or *")
+	fs.DurationVar(&c.HandshakeTime, "handshake-timeout", 5*time.Second, "fixed deadline for completing the upgrade")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 8192, "largest upgrade request (request line and headers)")
+	fs.IntVar(&c.MaxMessageBytes, "max-message-bytes", 65536, "largest client message, all fragments together")
+	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "ping an idle connection this often")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 60*time.Second, "close a connection silent for this long")
+	fs.IntVar(&c.MaxPendingBytes, "max-pending-bytes", 1<<20, "outbound bytes queued per connection before it is closed as a slow consumer")
+	fs.IntVar(&c.MaxConns, "max-conns", 0, "most open WebSocket connections (0: no limit)")
+	fs.IntVar(&c.Loops, "loops", 0, "gnet event loops (0: GOMAXPROCS)")
+	fs.BoolVar(&c.Echo, "echo", false, "echo every client data message (conformance tests, latency benchmarks)")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long connections get to close after 1001")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&logFormat, "log-format", "text", "text or json")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: turnstile [flags]\n\nEvery flag can also be set as TURNSTILE_<FLAG> (e.g. -ticket-ttl → TURNSTILE_TICKET_TTL); flags win.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q: every setting is a -flag", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		v := getenv(name)
+		if given[f.Name] || v == "" || envErr != nil {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			envErr = fmt.Errorf("%s=%q: %v", name, v, err)
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	var err error
+	if c.Origins, err = parseOrigins(origins); err != nil {
+		return nil, err
+	}
+	if c.LogLevel, err = parseLevel(logLevel); err != nil {
+		return nil, err
+	}
+	switch logFormat {
+	case "text":
+	case "json":
+		c.LogJSON = true
+	default:
+		return nil, fmt.Errorf("-log-format %q: want text or json", logFormat)
+	}
+	return c, c.validate()
+}
+
+func (c *config) validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	for _, a := range []struct{ flag, addr string }{{"-http", c.HTTPAddr}, {"-ws", c.WSAddr}} {
+		if _, port, err := net.SplitHostPort(a.addr); err != nil || port == "" {
+			bad("%s %q: want host:port or :port", a.flag, a.addr)
+		}
+	}
+	if c.HTTPAddr == c.WSAddr {
+		bad("-http and -ws are both %q: they need different ports", c.HTTPAddr)
+	}
+	if !strings.HasPrefix(c.WSPath, "/") || strings.ContainsAny(c.WSPath, "?# ") {
+		bad("-ws-path %q: want an absolute path such as /ws", c.WSPath)
+	}
+	if c.WSURL != "" {
+		u, err := url.Parse(c.WSURL)
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" || u.RawQuery != "" {
+			bad("-ws-url %q: want ws://host[:port]/path or wss://host[:port]/path, without a query", c.WSURL)
+		}
+	}
+	if c.JWTSecret != "" && c.JWTKeyFile != "" {
+		bad("-jwt-secret and -jwt-key are both set: choose HS256 (secret) or EdDSA (key file)")
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		bad("-jwt-secret is %d bytes: HS256 needs at least 32 (try: openssl rand -base64 48)", len(c.JWTSecret))
+	}
+	if !c.Dev && c.JWTSecret == "" && c.JWTKeyFile == "" {
+		bad("no signing key: set TURNSTILE_JWT_SECRET (32+ bytes) or -jwt-key ed25519.pem, or run with -dev")
+	}
+	if !c.Dev && c.PublishKey == "" {
+		bad("no publish key: set TURNSTILE_PUBLISH_KEY (16+ bytes) so backends can call /publish, or run with -dev")
+	}
+	if c.PublishKey != "" && len(c.PublishKey) < 16 {
+		bad("-publish-key is %d bytes: use at least 16 (try: openssl rand -hex 24)", len(c.PublishKey))
+	}
+	if c.JWTIssuer == "" || c.JWTAudience == "" {
+		bad("-jwt-issuer and -jwt-audience must not be empty")
+	}
+	positive := []struct {
+		flag string
+		d    time.Duration
+	}{{"-jwt-ttl", c.JWTTTL}, {"-ticket-ttl", c.TicketTTL}, {"-handshake-timeout", c.HandshakeTime},
+		{"-ping-interval", c.PingInterval}, {"-idle-timeout", c.IdleTimeout}, {"-drain-timeout", c.DrainTimeout}}
+	for _, p := range positive {
+		if p.d <= 0 {
+			bad("%s %v: must be positive", p.flag, p.d)
+		}
+	}
+	if c.PingInterval > 0 && c.IdleTimeout > 0 && c.PingInterval >= c.IdleTimeout {
+		bad("-ping-interval %v must be shorter than -idle-timeout %v, or idle but healthy clients are closed", c.PingInterval, c.IdleTimeout)
+	}
+	if c.TicketCapacity < 1 {
+		bad("-ticket-capacity %d: must be at least 1", c.TicketCapacity)
+	}
+	if c.MaxHeaderBytes < 512 {
+		bad("-max-header-bytes %d: must be at least 512", c.MaxHeaderBytes)
+	}
+	if c.MaxMessageBytes < 125 {
+		bad("-max-message-bytes %d: must be at least 125", c.MaxMessageBytes)
+	}
+	if c.MaxPendingBytes < 4096 {
+		bad("-max-pending-bytes %d: must be at least 4096", c.MaxPendingBytes)
+	}
+	if c.MaxConns < 0 {
+		bad("-max-conns %d: must be 0 (no limit) or more", c.MaxConns)
+	}
+	if c.Loops < 0 {
+		bad("-loops %d: must be 0 (GOMAXPROCS) or more", c.Loops)
+	}
+	return errors.Join(errs...)
+}
+
+func parseOrigins(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, o := range strings.Split(s, ",") {
+		o = strings.TrimSpace(o)
+		if o == "*" {
+			out = append(out, o)
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return nil, fmt.Errorf("-origins: %q is not an origin; want scheme://host[:port], e.g. https://app.example.com", o)
+		}
+		out = append(out, strings.TrimSuffix(o, "/"))
+	}
+	if len(out) > 1 {
+		for _, o := range out {
+			if o == "*" {
+				return nil, errors.New("-origins: * allows every Origin; do not combine it with a list")
+			}
+		}
+	}
+	return out, nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("-log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// osGetenv is the environment of the process; tests pass their own.
+var osGetenv = os.Getenv
