@@ -135,7 +135,7 @@ func (c *config) validate() error {
 			bad("%s %q: want host:port or :port", a.flag, a.addr)
 		}
 	}
-	if c.HTTPAddr == c.WSAddr {
+	if c.HTTPAddr == c.WSAddr && !strings.HasSuffix(c.HTTPAddr, ":0") {
 		bad("-http and -ws are both %q: they need different ports", c.HTTPAddr)
 	}
 	if !strings.HasPrefix(c.WSPath, "/") || strings.ContainsAny(c.WSPath, "?# ") {
@@ -236,3 +236,6 @@ func parseLevel(s string) (slog.Level, error) {
 
 // osGetenv is the environment of the process; tests pass their own.
 var osGetenv = os.Getenv
+
+// errHelp is returned for -h and -help: usage was printed, nothing is wrong.
+var errHelp = flag.ErrHelp

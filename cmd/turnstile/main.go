@@ -1,12 +1,291 @@
-// Command turnstile is the WebSocket push server: see README.md.
+// Command turnstile is the WebSocket push server: a JWT buys a one-time
+// ticket over HTTP, the ticket buys one WebSocket connection, and backends
+// push to users or everyone through POST /publish. See README.md.
 package main
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/turnstile-push/turnstile/auth"
+	"github.com/turnstile-push/turnstile/auth/ticket"
+	"github.com/turnstile-push/turnstile/engine"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "turnstile: not wired yet")
-	os.Exit(1)
+	os.Exit(run(os.Args[1:], osGetenv, os.Stdout, os.Stderr))
+}
+
+// run is the whole program; it returns the exit status. 2 means the
+// configuration is wrong, 1 that the server could not start or failed.
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, errHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "turnstile: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	srv, err := newServer(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "turnstile: %v\n", err)
+		return 2
+	}
+	if err := srv.start(); err != nil {
+		fmt.Fprintf(stderr, "turnstile: %v\n", err)
+		return 1
+	}
+	log.Info("turnstile listening", "http", srv.httpLn.Addr().String(), "ws", srv.ws.Addr().String(),
+		"ws_path", cfg.WSPath, "dev", cfg.Dev, "echo", cfg.Echo)
+	if cfg.Dev {
+		printQuickStart(stdout, srv)
+	}
+
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(signals)
+	for {
+		select {
+		case err := <-srv.httpErr:
+			log.Error("HTTP server failed", "err", err)
+			srv.shutdown()
+			return 1
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				srv.reloadUsers()
+				continue
+			}
+			log.Info("shutting down", "signal", sig.String(), "drain_timeout", cfg.DrainTimeout)
+			if err := srv.shutdown(); err != nil {
+				log.Warn("shutdown incomplete", "err", err)
+			}
+			log.Info("stopped")
+			return 0
+		}
+	}
+}
+
+// server is the running product: the ticket store, the WebSocket engine
+// and the HTTP API around them.
+type server struct {
+	cfg        *config
+	log        *slog.Logger
+	store      *ticket.Map
+	users      *auth.Users
+	tokens     *auth.Tokens
+	handlers   *auth.Handlers
+	ws         *engine.Server
+	publishKey string
+	httpLn     net.Listener
+	http       *http.Server
+	httpErr    chan error
+	draining   atomic.Bool
+	stopSweep  context.CancelFunc
+}
+
+func newServer(cfg *config, log *slog.Logger) (*server, error) {
+	s := &server{cfg: cfg, log: log, publishKey: cfg.PublishKey, httpErr: make(chan error, 1)}
+	var err error
+	tokenCfg := auth.TokenConfig{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.JWTTTL}
+	switch {
+	case cfg.JWTKeyFile != "":
+		s.tokens, err = auth.LoadEdDSAKeyFile(cfg.JWTKeyFile, tokenCfg)
+	case cfg.JWTSecret != "":
+		s.tokens, err = auth.NewHS256([]byte(cfg.JWTSecret), tokenCfg)
+	default: // -dev: a fresh key each start, so dev tokens die with the process.
+		s.tokens, err = auth.NewHS256([]byte(randomHex(32)), tokenCfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg.UsersFile != "":
+		if s.users, err = auth.LoadUsers(cfg.UsersFile); err != nil {
+			return nil, err
+		}
+	case cfg.Dev:
+		s.users = auth.DevUsers()
+	}
+	if s.publishKey == "" {
+		s.publishKey = randomHex(24)
+	}
+	origins := cfg.Origins
+	if cfg.Dev && len(origins) == 0 {
+		origins = []string{"*"}
+	}
+	s.store = ticket.NewMap(ticket.MapConfig{Capacity: cfg.TicketCapacity})
+	s.ws, err = engine.New(engine.Config{
+		Addr:             cfg.WSAddr,
+		Path:             cfg.WSPath,
+		Store:            s.store,
+		Origins:          origins,
+		HandshakeTimeout: cfg.HandshakeTime,
+		MaxHeaderBytes:   cfg.MaxHeaderBytes,
+		MaxMessageBytes:  cfg.MaxMessageBytes,
+		PingInterval:     cfg.PingInterval,
+		IdleTimeout:      cfg.IdleTimeout,
+		MaxPendingBytes:  cfg.MaxPendingBytes,
+		MaxConns:         cfg.MaxConns,
+		Loops:            cfg.Loops,
+		Echo:             cfg.Echo,
+		Logger:           log.With("listener", "ws"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// start binds both listeners; a port in use is an error here, not a log line.
+func (s *server) start() error {
+	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP listener -http %s: %w", s.cfg.HTTPAddr, err)
+	}
+	if err := s.ws.Start(); err != nil {
+		ln.Close()
+		return fmt.Errorf("WebSocket listener -ws %s: %w", s.cfg.WSAddr, err)
+	}
+	s.httpLn = ln
+	_, wsPort, _ := net.SplitHostPort(s.ws.Addr().String())
+	s.handlers, err = auth.NewHandlers(auth.HandlerConfig{
+		Users:     s.users,
+		Tokens:    s.tokens,
+		Store:     s.store,
+		TicketTTL: s.cfg.TicketTTL,
+		WSURL:     s.cfg.WSURL,
+		WSPort:    wsPort,
+		WSPath:    s.cfg.WSPath,
+		Logger:    s.log.With("listener", "http"),
+	})
+	if err != nil {
+		s.stopAll()
+		return err
+	}
+	publish, err := engine.NewPublishHandler(s.ws, s.publishKey, 0, nil)
+	if err != nil {
+		s.stopAll()
+		return err
+	}
+	sweepCtx, cancel := context.WithCancel(context.Background())
+	s.stopSweep = cancel
+	go s.store.Run(sweepCtx, time.Second)
+
+	s.http = &http.Server{
+		Handler:           s.routes(publish),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.httpErr <- err
+		}
+	}()
+	return nil
+}
+
+func (s *server) routes(publish http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/auth", s.cors(s.handlers.Auth()))
+	mux.Handle("/ws_ticket", s.cors(s.handlers.Ticket()))
+	mux.Handle("/publish", publish)
+	mux.Handle("/metrics", newMetricsHandler(s))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeStatus(w, http.StatusOK, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() || !s.ws.Ready() {
+			writeStatus(w, http.StatusServiceUnavailable, "draining")
+			return
+		}
+		writeStatus(w, http.StatusOK, "ready")
+	})
+	return accessLog(s.log, mux)
+}
+
+func writeStatus(w http.ResponseWriter, code int, status string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	fmt.Fprintf(w, "{\"status\":%q}\n", status)
+}
+
+// shutdown drains: /readyz turns 503, every WebSocket gets 1001 and up to
+// -drain-timeout to close, then the HTTP server finishes its requests.
+func (s *server) shutdown() error {
+	s.draining.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+	defer cancel()
+	errWS := s.ws.Stop(ctx)
+	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelHTTP()
+	errHTTP := s.http.Shutdown(httpCtx)
+	s.stopSweep()
+	return errors.Join(errWS, errHTTP)
+}
+
+// stopAll undoes a half-finished start.
+func (s *server) stopAll() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = s.ws.Stop(ctx)
+	_ = s.httpLn.Close()
+}
+
+func (s *server) reloadUsers() {
+	if s.users == nil || s.cfg.UsersFile == "" {
+		s.log.Info("SIGHUP: no -users file to reload")
+		return
+	}
+	if err := s.users.Reload(); err != nil {
+		s.log.Error("SIGHUP: users not reloaded, keeping the previous set", "file", s.cfg.UsersFile, "err", err)
+		return
+	}
+	s.log.Info("SIGHUP: users reloaded", "file", s.cfg.UsersFile)
+}
+
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return hex.EncodeToString(b)
+}
+
+// hostPort is the address a person on this machine would type.
+func hostPort(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/turnstile-push/turnstile/engine"
+)
+
+// statsCollector turns the counters that the engine, the ticket store and the
+// auth handlers keep with atomics into Prometheus metrics at scrape time, so
+// that counting costs the event loops no lock and no allocation.
+type statsCollector struct {
+	s *server
+
+	openConns, handshakes, rejected, messages, publishes, slow *prometheus.Desc
+	tickets, ticketsLive, logins                               *prometheus.Desc
+}
+
+func newStatsCollector(s *server) *statsCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("turnstile_"+name, help, labels, nil)
+	}
+	return &statsCollector{
+		s:           s,
+		openConns:   d("open_connections", "WebSocket connections open now (upgraded)."),
+		handshakes:  d("handshakes_total", "WebSocket handshakes by result.", "result"),
+		rejected:    d("handshake_rejections_total", "Refused WebSocket handshakes by reason.", "reason"),
+		messages:    d("messages_total", "WebSocket data messages by direction.", "direction"),
+		publishes:   d("publishes_total", "Accepted publish and broadcast requests."),
+		slow:        d("slow_consumer_closes_total", "Connections closed because their outbound queue passed -max-pending-bytes."),
+		tickets:     d("tickets_total", "Tickets by event: issued, redeemed, rejected (unknown, used or expired at redeem), expired (reclaimed unused).", "event"),
+		ticketsLive: d("tickets_live", "Tickets issued and neither redeemed nor reclaimed."),
+		logins:      d("logins_total", "POST /auth attempts by result.", "result"),
+	}
+}
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.openConns, c.handshakes, c.rejected, c.messages, c.publishes, c.slow, c.tickets, c.ticketsLive, c.logins} {
+		ch <- d
+	}
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v int64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
+	}
+
+	ws := c.s.ws.Stats()
+	gauge(c.openConns, ws.OpenConns)
+	var rejected uint64
+	for reason, n := range ws.Rejected {
+		counter(c.rejected, n, engine.RejectReason(reason).String())
+		rejected += n
+	}
+	counter(c.handshakes, ws.Handshakes, "accepted")
+	counter(c.handshakes, rejected, "rejected")
+	counter(c.messages, ws.MessagesIn, "in")
+	counter(c.messages, ws.MessagesOut, "out")
+	counter(c.publishes, ws.Publishes)
+	counter(c.slow, ws.SlowConsumers)
+
+	ts := c.s.store.Stats()
+	counter(c.tickets, ts.Issued, "issued")
+	counter(c.tickets, ts.Redeemed, "redeemed")
+	counter(c.tickets, ts.Rejected, "rejected")
+	counter(c.tickets, ts.Expired, "expired")
+	gauge(c.ticketsLive, ts.Live)
+
+	as := c.s.handlers.Stats()
+	counter(c.logins, as.LoginsOK, "ok")
+	counter(c.logins, as.LoginsFailed, "failed")
+	counter(c.logins, as.LoginsThrottled, "throttled")
+	counter(c.logins, as.LoginsBadRequest, "bad_request")
+}
+
+func newMetricsHandler(s *server) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newStatsCollector(s),
+	)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
