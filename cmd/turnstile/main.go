@@ -208,6 +208,9 @@ func (s *server) routes(publish http.Handler) http.Handler {
 	mux.Handle("/ws_ticket", s.cors(s.handlers.Ticket()))
 	mux.Handle("/publish", publish)
 	mux.Handle("/metrics", newMetricsHandler(s))
+	if s.cfg.Dev {
+		mux.HandleFunc("/", serveDemo)
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusOK, "ok")
 	})

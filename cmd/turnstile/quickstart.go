@@ -15,6 +15,8 @@ Never use -dev in production.
 
   publish key (this run only): %[2]s
 
+Open %[1]s/ in a browser for a demo page, or:
+
 1. Log in and trade the token for a one-time ticket:
 
   TOKEN=$(curl -s -X POST %[1]s/auth -d '{"user":"maggie","pwd":"secret"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
