@@ -10,6 +10,8 @@
 package ticket
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"time"
 )
@@ -22,6 +24,80 @@ const TextLen = 22
 
 // Ticket is the binary form of a ticket.
 type Ticket [Size]byte
+
+// New returns a fresh ticket of 128 random bits from crypto/rand.
+// Safe for concurrent use.
+func New() (Ticket, error) {
+	var t Ticket
+	if _, err := rand.Read(t[:]); err != nil {
+		return Ticket{}, err
+	}
+	return t, nil
+}
+
+// alphabet is the base64url alphabet (RFC 4648 section 5).
+const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// invalidSextet marks a byte outside the alphabet in decodeTable.
+const invalidSextet = 0xFF
+
+// decodeTable maps a byte to its 6-bit value, or invalidSextet.
+var decodeTable = func() (table [256]byte) {
+	for i := range table {
+		table[i] = invalidSextet
+	}
+	for i := 0; i < len(alphabet); i++ {
+		table[alphabet[i]] = byte(i)
+	}
+	return table
+}()
+
+// Parse decodes the text form of a ticket: exactly TextLen characters of
+// unpadded base64url. Any other length, a byte outside the alphabet, padding,
+// or a last character whose unused low 4 bits are not zero (a non-canonical
+// encoding: two texts must never name one ticket) fail with ErrInvalid.
+// It never allocates. Safe for concurrent use.
+func Parse(text []byte) (Ticket, error) {
+	var t Ticket
+	if len(text) != TextLen {
+		return Ticket{}, ErrInvalid
+	}
+	// 20 characters carry 15 bytes in groups of 4 characters → 3 bytes.
+	var bad byte
+	for g := 0; g < 5; g++ {
+		a := decodeTable[text[4*g]]
+		b := decodeTable[text[4*g+1]]
+		c := decodeTable[text[4*g+2]]
+		d := decodeTable[text[4*g+3]]
+		bad |= a | b | c | d
+		t[3*g] = a<<2 | b>>4
+		t[3*g+1] = b<<4 | c>>2
+		t[3*g+2] = c<<6 | d
+	}
+	// The last 2 characters carry 12 bits: 8 of data and 4 that must be zero.
+	a := decodeTable[text[20]]
+	b := decodeTable[text[21]]
+	bad |= a | b
+	t[15] = a<<2 | b>>4
+	// A valid sextet is < 64, so bit 6 or 7 set means some byte was invalid.
+	if bad&^0x3F != 0 || b&0x0F != 0 {
+		return Ticket{}, ErrInvalid
+	}
+	return t, nil
+}
+
+// String returns the text form of t (TextLen characters of unpadded
+// base64url). Safe for concurrent use.
+func (t Ticket) String() string {
+	return base64.RawURLEncoding.EncodeToString(t[:])
+}
+
+// AppendText appends the text form of t to dst and returns the extended
+// slice; it allocates only if dst lacks room for TextLen more bytes.
+// Safe for concurrent use.
+func (t Ticket) AppendText(dst []byte) []byte {
+	return base64.RawURLEncoding.AppendEncode(dst, t[:])
+}
 
 // Claims is what a ticket carries from the HTTP API to the WebSocket listener.
 type Claims struct {
