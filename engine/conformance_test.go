@@ -62,7 +62,7 @@ func (c wsCase) run(t *testing.T, s *testServer, chop int) caseResult {
 		chop = c.chop
 	}
 	cl.chop = chop
-	cl.handshake(s.store.issue(t, "conformance"))
+	cl.handshake(s.issue(t, "conformance"))
 	for _, b := range c.send {
 		if len(b) > 0 && b[0]&0x0F == opClose {
 			cl.wroteClose = true
@@ -737,7 +737,7 @@ func TestPipelinedWithHandshake(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := rawDial(t, s.addr)
-			c.handshake(s.store.issue(t, "pipelined"), tc.after...)
+			c.handshake(s.issue(t, "pipelined"), tc.after...)
 			res := caseResult{id: tc.name, desc: "frames in the handshake's write"}
 			var got []message
 			var end closeResult
@@ -774,10 +774,10 @@ func TestPipelinedWithHandshake(t *testing.T) {
 // split at every byte offset in two writes, then byte by byte.
 func TestChoppedHandshakeAndFrames(t *testing.T) {
 	s := conformanceServer(t)
-	n := len(upgradeRequest("/ws", s.store.issue(t, "unused"))) + len(textFrame("chopped"))
+	n := len(upgradeRequest("/ws", s.issue(t, "unused"))) + len(textFrame("chopped"))
 	for cut := 1; cut < n; cut++ {
 		c := rawDial(t, s.addr)
-		b := append(upgradeRequest("/ws", s.store.issue(t, "chopped")), textFrame("chopped")...)
+		b := append(upgradeRequest("/ws", s.issue(t, "chopped")), textFrame("chopped")...)
 		c.send(b[:cut])
 		time.Sleep(time.Millisecond)
 		c.send(b[cut:])
@@ -785,7 +785,7 @@ func TestChoppedHandshakeAndFrames(t *testing.T) {
 	}
 	c := rawDial(t, s.addr)
 	c.chop = 1
-	c.send(append(upgradeRequest("/ws", s.store.issue(t, "chopped")), textFrame("byte by byte")...))
+	c.send(append(upgradeRequest("/ws", s.issue(t, "chopped")), textFrame("byte by byte")...))
 	checkUpgradeAndEcho(t, c, "byte by byte", "byte by byte")
 }
 

@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -19,7 +18,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -55,55 +53,14 @@ const (
 // machine under -race.
 const ioWait = 10 * time.Second
 
-// ---------------------------------------------------------------------------
-// Ticket store stand-in
-// ---------------------------------------------------------------------------
-
-// memStore is a simple, obviously correct ticket.Store for the tests: a
-// mutex-guarded map. The engine's tests must not depend on the speed or the
-// internals of the production store, only on the interface contract.
-type memStore struct {
-	mu      sync.Mutex
-	tickets map[string]memEntry
-}
-
-type memEntry struct {
-	claims  ticket.Claims
-	expires time.Time
-}
-
-func newMemStore() *memStore { return &memStore{tickets: make(map[string]memEntry)} }
-
-func (s *memStore) Issue(c ticket.Claims, now time.Time, ttl time.Duration) (ticket.Ticket, error) {
-	var tk ticket.Ticket
-	if _, err := rand.Read(tk[:]); err != nil {
-		return tk, err
-	}
-	s.mu.Lock()
-	s.tickets[base64.RawURLEncoding.EncodeToString(tk[:])] = memEntry{claims: c, expires: now.Add(ttl)}
-	s.mu.Unlock()
-	return tk, nil
-}
-
-func (s *memStore) Redeem(text []byte, now time.Time) (ticket.Claims, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.tickets[string(text)]
-	if !ok || !now.Before(e.expires) {
-		return ticket.Claims{}, ticket.ErrInvalid
-	}
-	delete(s.tickets, string(text))
-	return e.claims, nil
-}
-
-// issue returns the text form of a fresh ticket for user.
-func (s *memStore) issue(t testing.TB, user string) string {
+// issueTicket returns the text form of a fresh ticket for user.
+func issueTicket(t testing.TB, store ticket.Store, user string) string {
 	t.Helper()
-	tk, err := s.Issue(ticket.Claims{Subject: user}, time.Now(), time.Minute)
+	tk, err := store.Issue(ticket.Claims{Subject: user}, time.Now(), time.Minute)
 	if err != nil {
 		t.Fatalf("issue ticket: %v", err)
 	}
-	return base64.RawURLEncoding.EncodeToString(tk[:])
+	return tk.String()
 }
 
 // ---------------------------------------------------------------------------
@@ -112,15 +69,21 @@ func (s *memStore) issue(t testing.TB, user string) string {
 
 type testServer struct {
 	*engine.Server
-	store *memStore
+	store *ticket.Map
 	addr  string
+}
+
+// issue returns a fresh ticket for user.
+func (s *testServer) issue(t testing.TB, user string) string {
+	t.Helper()
+	return issueTicket(t, s.store, user)
 }
 
 // startServer starts an engine on a free loopback port with cfg (Addr and
 // Store are filled in) and stops it when the test ends.
 func startServer(t testing.TB, cfg engine.Config) *testServer {
 	t.Helper()
-	store := newMemStore()
+	store := ticket.NewMap(ticket.MapConfig{Capacity: 1 << 15})
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
@@ -287,7 +250,7 @@ func (c *wsClient) readWelcome() welcome {
 func dialWS(t testing.TB, s *testServer, user string) *wsClient {
 	t.Helper()
 	c := rawDial(t, s.addr)
-	c.handshake(s.store.issue(t, user))
+	c.handshake(s.issue(t, user))
 	return c
 }
 
@@ -549,9 +512,17 @@ func (c *wsClient) awaitClose() closeResult {
 		}
 		r.extra = append(r.extra, m)
 	}
-	// The server has closed the WebSocket: answer once, as RFC 6455 5.5.1
-	// asks, unless we started the close; then the server must end TCP.
+	// The server has closed the WebSocket. A server that fails the
+	// connection ends TCP at once: wait a moment for that first, since a
+	// reply written into a closed socket would turn its FIN into a reset.
+	// Otherwise answer once, as RFC 6455 5.5.1 asks (unless we started the
+	// close), and the server must then end TCP.
 	if !c.wroteClose {
+		c.conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, err := c.br.Peek(1); err != nil && !isTimeout(err) {
+			r.tcp = describeEnd(err)
+			return r
+		}
 		c.send(closeFrame(closePayload(r.code, "")))
 		c.wroteClose = true
 	}
@@ -576,13 +547,12 @@ func (c *wsClient) awaitEOF() string {
 }
 
 func describeEnd(err error) string {
-	var ne net.Error
 	switch {
 	case err == nil, errors.Is(err, io.EOF):
 		return "EOF"
 	case errors.Is(err, syscall.ECONNRESET):
 		return "reset"
-	case errors.As(err, &ne) && ne.Timeout():
+	case isTimeout(err):
 		return "timeout"
 	default:
 		return err.Error()
@@ -595,4 +565,9 @@ func (c *wsClient) closeNormally(code int) closeResult {
 	c.wroteClose = true
 	c.send(closeCode(code))
 	return c.awaitClose()
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
