@@ -1,7 +1,11 @@
 package engine
 
 import (
+	"cmp"
+	"fmt"
 	"log/slog"
+	"runtime"
+	"strings"
 	"time"
 
 	"github.com/turnstile-push/turnstile/auth/ticket"
@@ -50,3 +54,43 @@ const (
 	DefaultIdleTimeout      = 60 * time.Second
 	DefaultMaxPendingBytes  = 1 << 20
 )
+
+// DefaultAddr is the listen address when Config.Addr is empty.
+const DefaultAddr = ":8081"
+
+// withDefaults returns a copy of c with zero fields set to their defaults,
+// or an error for a configuration that cannot work.
+func (c Config) withDefaults() (Config, error) {
+	if c.Store == nil {
+		return c, ErrNoStore
+	}
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.Path == "" {
+		c.Path = DefaultPath
+	}
+	if !strings.HasPrefix(c.Path, "/") || strings.ContainsAny(c.Path, "?# ") {
+		return c, ErrBadPath
+	}
+	if c.HandshakeTimeout < 0 || c.MaxHeaderBytes < 0 || c.MaxMessageBytes < 0 ||
+		c.PingInterval < 0 || c.IdleTimeout < 0 || c.MaxPendingBytes < 0 ||
+		c.MaxConns < 0 || c.Loops < 0 {
+		return c, ErrBadLimit
+	}
+	c.HandshakeTimeout = cmp.Or(c.HandshakeTimeout, DefaultHandshakeTimeout)
+	c.MaxHeaderBytes = cmp.Or(c.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	c.MaxMessageBytes = cmp.Or(c.MaxMessageBytes, DefaultMaxMessageBytes)
+	c.PingInterval = cmp.Or(c.PingInterval, DefaultPingInterval)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, DefaultIdleTimeout)
+	c.MaxPendingBytes = cmp.Or(c.MaxPendingBytes, DefaultMaxPendingBytes)
+	if c.Loops == 0 {
+		c.Loops = runtime.GOMAXPROCS(0)
+	}
+	for _, o := range c.Origins {
+		if o != "*" && !strings.Contains(o, "://") {
+			return c, fmt.Errorf("%w: %q", ErrOriginInvalid, o)
+		}
+	}
+	return c, nil
+}

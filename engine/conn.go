@@ -1,0 +1,47 @@
+package engine
+
+import (
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+)
+
+// connPhase is where a connection is in its life.
+type connPhase uint8
+
+const (
+	phaseHandshake connPhase = iota // waiting for the upgrade request
+	phaseOpen                       // upgraded, in the hub
+	phaseClosing                    // we sent a close and wait for the client's
+	phaseClosed                     // OnClose ran: never touch gc again
+)
+
+// Conn is one WebSocket connection. It lives in its gnet connection's
+// context and is only ever touched on that connection's event loop.
+type Conn struct {
+	gc   gnet.Conn
+	loop *loop
+	user string
+	id   string
+
+	// Reassembly of a fragmented message: fragOp is 0 when none is in
+	// flight; fragBuf is allocated only while one is and someone wants it.
+	fragOp  ws.OpCode
+	phase   connPhase
+	fragLen int
+	fragBuf []byte
+	utf8    utf8Validator
+
+	lastRead int64 // server clock (ns) of the last bytes from the client
+	lastPing int64 // server clock (ns) of the last ping we sent
+
+	index              int   // position in loop.conns
+	prevUser, nextUser *Conn // the loop's list of this user's connections
+}
+
+// User is the authenticated user (the ticket's subject). Safe from any
+// goroutine: it never changes after the upgrade.
+func (c *Conn) User() string { return c.user }
+
+// ID is the connection's opaque, unique id, as sent in the welcome. Safe
+// from any goroutine: it never changes after the upgrade.
+func (c *Conn) ID() string { return c.id }

@@ -1,0 +1,295 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/turnstile-push/turnstile/auth/ticket"
+)
+
+// Rejections returned by the Upgrader callbacks. They are built once: every
+// one says 400 to gobwas, whose own response we never send (it would format
+// other status codes with strconv, which allocates); rejectionFor maps each
+// to our prebuilt response.
+var (
+	errRejectNotFound = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("not found"))
+	errRejectOrigin   = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("origin"))
+	errRejectTicket   = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("ticket"))
+	errRejectCapacity = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("capacity"))
+)
+
+// rejectionFor maps an Upgrade error to the reason we answer with.
+func rejectionFor(err error) RejectReason {
+	switch err {
+	case errRejectNotFound:
+		return RejectNotFound
+	case errRejectOrigin:
+		return RejectOrigin
+	case errRejectTicket:
+		return RejectTicket
+	case errRejectCapacity:
+		return RejectCapacity
+	case ws.ErrHandshakeUpgradeRequired:
+		return RejectVersion
+	}
+	return RejectBadRequest
+}
+
+// rejectResponses are the complete HTTP responses, one per reason, built once.
+var rejectResponses = func() (r [NumRejectReasons][]byte) {
+	build := func(status, extra, body string) []byte {
+		return []byte("HTTP/1.1 " + status + "\r\n" +
+			"Connection: close\r\n" + extra +
+			"Content-Type: text/plain; charset=utf-8\r\n" +
+			"Content-Length: " + strconv.Itoa(len(body)+1) + "\r\n\r\n" + body + "\n")
+	}
+	r[RejectBadRequest] = build("400 Bad Request", "", "bad request")
+	r[RejectVersion] = build("426 Upgrade Required", "Sec-WebSocket-Version: 13\r\n", "upgrade required: WebSocket version 13")
+	r[RejectNotFound] = build("404 Not Found", "", "not found")
+	r[RejectHeaderTooLarge] = build("431 Request Header Fields Too Large", "", "request header fields too large")
+	r[RejectOrigin] = build("403 Forbidden", "", "origin not allowed")
+	r[RejectTicket] = build("401 Unauthorized", "", "missing, unknown, expired or used ticket")
+	r[RejectCapacity] = build("503 Service Unavailable", "Retry-After: 1\r\n", "server at capacity")
+	return r
+}()
+
+var (
+	headerEnd   = []byte("\r\n\r\n")
+	ticketParam = []byte("ticket")
+	originKey   = []byte("Origin")
+)
+
+// handshakeIO feeds the Upgrader exactly the header bytes and captures its
+// response, so that nothing is read ahead and the response is written once.
+type handshakeIO struct {
+	in  []byte
+	out []byte
+}
+
+func (h *handshakeIO) Read(p []byte) (int, error) {
+	if len(h.in) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, h.in)
+	h.in = h.in[n:]
+	return n, nil
+}
+
+func (h *handshakeIO) Write(p []byte) (int, error) {
+	h.out = append(h.out, p...)
+	return len(p), nil
+}
+
+// handshakeScratch is the state of the one handshake a loop runs at a time.
+type handshakeScratch struct {
+	io       handshakeIO
+	ticket   [ticket.TextLen]byte
+	claims   ticket.Claims
+	reserved bool // holds a MaxConns slot
+}
+
+// newUpgrader builds the loop's Upgrader. Its callbacks write only this
+// loop's scratch, so loops never share mutable state; that is why there is
+// one Upgrader per loop rather than one per server.
+func (l *loop) newUpgrader() ws.Upgrader {
+	cfg := &l.srv.cfg
+	anyOrigin := len(cfg.Origins) == 1 && cfg.Origins[0] == "*"
+	return ws.Upgrader{
+		ReadBufferSize: cfg.MaxHeaderBytes,
+		OnRequest: func(uri []byte) error {
+			path, query := uri, []byte(nil)
+			if i := bytes.IndexByte(uri, '?'); i >= 0 {
+				path, query = uri[:i], uri[i+1:]
+			}
+			if string(path) != cfg.Path {
+				return errRejectNotFound
+			}
+			t, ok := queryValue(query, ticketParam)
+			if !ok || len(t) != ticket.TextLen || !isBase64URL(t) {
+				return errRejectTicket
+			}
+			copy(l.hs.ticket[:], t)
+			return nil
+		},
+		OnHeader: func(key, value []byte) error {
+			if !bytes.EqualFold(key, originKey) || anyOrigin {
+				return nil
+			}
+			for _, o := range cfg.Origins {
+				if string(value) == o {
+					return nil
+				}
+			}
+			return errRejectOrigin
+		},
+		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
+			if max := cfg.MaxConns; max > 0 {
+				if l.srv.openConns.Add(1) > int64(max) {
+					l.srv.openConns.Add(-1)
+					return nil, errRejectCapacity
+				}
+				l.hs.reserved = true
+			}
+			claims, err := cfg.Store.Redeem(l.hs.ticket[:], time.Now())
+			if err != nil {
+				return nil, errRejectTicket
+			}
+			l.hs.claims = claims
+			return nil, nil
+		},
+	}
+}
+
+// queryValue finds key's value in a raw query without decoding it (a ticket
+// is base64url and never needs escapes).
+func queryValue(query, key []byte) ([]byte, bool) {
+	for len(query) > 0 {
+		var pair []byte
+		if i := bytes.IndexByte(query, '&'); i >= 0 {
+			pair, query = query[:i], query[i+1:]
+		} else {
+			pair, query = query, nil
+		}
+		if len(pair) > len(key) && pair[len(key)] == '=' && bytes.Equal(pair[:len(key)], key) {
+			return pair[len(key)+1:], true
+		}
+	}
+	return nil, false
+}
+
+func isBase64URL(b []byte) bool {
+	for _, c := range b {
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// admit runs the upgrade over hdr, exactly the request line and headers up
+// to and including the blank line. On success it fills c (user, id) and
+// leaves in l.hs.io.out the 101 response followed by the welcome frame; on
+// failure it returns the reason and leaves no MaxConns slot held.
+func (l *loop) admit(c *Conn, hdr []byte) (RejectReason, bool) {
+	l.hs.io.in = hdr
+	l.hs.io.out = l.hs.io.out[:0]
+	l.hs.reserved = false
+	_, err := l.up.Upgrade(&l.hs.io)
+	l.hs.io.in = nil
+	if err != nil {
+		if l.hs.reserved {
+			l.srv.openConns.Add(-1)
+		}
+		l.hs.claims = ticket.Claims{}
+		return rejectionFor(err), false
+	}
+	if !l.hs.reserved {
+		l.srv.openConns.Add(1)
+	}
+	c.user = l.hs.claims.Subject
+	l.hs.claims = ticket.Claims{}
+	c.id = l.newID()
+	l.hs.io.out = appendWelcome(l.hs.io.out, c.user, c.id)
+	return 0, true
+}
+
+// newID returns an id unique within the server: loop index and a per-loop
+// counter, base36.
+func (l *loop) newID() string {
+	l.nextID++
+	var b [32]byte
+	id := strconv.AppendUint(b[:0], uint64(l.index), 36)
+	id = append(id, '.')
+	id = strconv.AppendUint(id, l.nextID, 36)
+	return string(id)
+}
+
+// appendWelcome appends the welcome text frame.
+func appendWelcome(dst []byte, user, id string) []byte {
+	var body [256]byte
+	p := append(body[:0], `{"type":"welcome","user":`...)
+	p = appendJSONString(p, user)
+	p = append(p, `,"conn":`...)
+	p = appendJSONString(p, id)
+	p = append(p, '}')
+	return appendFrame(dst, true, ws.OpText, p)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string; s is valid UTF-8 (it came
+// from a JSON token), so only quotes, backslashes and controls need escapes.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
+}
+
+// handshake handles traffic on a connection that has not upgraded yet. It
+// reports done when the connection is now open and its remaining bytes are
+// frames.
+func (l *loop) handshake(c *Conn) (action gnet.Action, done bool) {
+	gc := c.gc
+	n := gc.InboundBuffered()
+	if n == 0 {
+		return gnet.None, false
+	}
+	limit := min(n, l.srv.cfg.MaxHeaderBytes)
+	buf, err := gc.Peek(limit)
+	if err != nil {
+		return gnet.None, false
+	}
+	end := bytes.Index(buf, headerEnd)
+	if end < 0 {
+		if n >= l.srv.cfg.MaxHeaderBytes {
+			return l.reject(c, RejectHeaderTooLarge), false
+		}
+		return gnet.None, false
+	}
+	hdrLen := end + len(headerEnd)
+	reason, ok := l.admit(c, buf[:hdrLen])
+	if !ok {
+		return l.reject(c, reason), false
+	}
+	_, _ = gc.Discard(hdrLen)
+	c.phase = phaseOpen
+	now := l.srv.now()
+	c.lastRead, c.lastPing = now, now
+	l.add(c)
+	l.counters.handshakes.Add(1)
+	l.counters.messagesOut.Add(1)
+	if !l.write(c, l.hs.io.out) {
+		return gnet.None, false
+	}
+	return gnet.None, true
+}
+
+// reject answers a refused handshake once and closes the connection.
+func (l *loop) reject(c *Conn, reason RejectReason) gnet.Action {
+	l.counters.rejected[reason].Add(1)
+	if lg := l.srv.log; lg != nil && lg.Enabled(context.Background(), levelDebug) {
+		// Never the request line: its query holds the ticket.
+		lg.Debug("handshake rejected", "reason", reason.String(), "remote", c.gc.RemoteAddr())
+	}
+	if resp := rejectResponses[reason]; resp != nil {
+		_, _ = c.gc.Write(resp)
+	}
+	return gnet.Close
+}

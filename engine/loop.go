@@ -1,0 +1,203 @@
+package engine
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+)
+
+// loop is the engine's state for one gnet event loop. Everything but the
+// counters and sweepQueued is touched only on that loop's goroutine.
+type loop struct {
+	srv   *Server
+	el    gnet.EventLoop
+	index int
+
+	counters loopCounters
+
+	up  ws.Upgrader      // built once for this loop; its callbacks write hs
+	hs  handshakeScratch // the handshake in progress
+	out []byte           // scratch for frames we write
+
+	conns  []*Conn          // open and closing connections, for fan-out and sweeps
+	users  map[string]*Conn // user -> first of that user's connections here
+	nextID uint64
+
+	// Handshake deadlines are monotonic in accept order, so a FIFO holds them.
+	pending     []deadline
+	pendingHead int
+	cursor      int // next connection for the amortised idle/ping check
+
+	sweepQueued atomic.Bool
+	sweepTask   gnet.RunnableFunc
+}
+
+type deadline struct {
+	c  *Conn
+	at int64
+}
+
+func newLoop(s *Server, el gnet.EventLoop, index int) *loop {
+	l := &loop{srv: s, el: el, index: index, users: make(map[string]*Conn)}
+	l.up = l.newUpgrader()
+	l.sweepTask = func(context.Context) error {
+		l.sweepQueued.Store(false)
+		l.sweep()
+		return nil
+	}
+	return l
+}
+
+// add puts an upgraded connection in the loop's indexes.
+func (l *loop) add(c *Conn) {
+	c.index = len(l.conns)
+	l.conns = append(l.conns, c)
+	head := l.users[c.user]
+	c.nextUser = head
+	if head != nil {
+		head.prevUser = c
+	}
+	l.users[c.user] = c
+}
+
+// remove takes a connection out of the loop's indexes (from OnClose).
+func (l *loop) remove(c *Conn) {
+	last := len(l.conns) - 1
+	if i := c.index; i >= 0 && i <= last && l.conns[i] == c {
+		l.conns[i] = l.conns[last]
+		l.conns[i].index = i
+		l.conns[last] = nil
+		l.conns = l.conns[:last]
+		if l.cursor > len(l.conns) {
+			l.cursor = 0
+		}
+	}
+	c.index = -1
+	if c.prevUser != nil {
+		c.prevUser.nextUser = c.nextUser
+	} else if c.nextUser != nil {
+		l.users[c.user] = c.nextUser
+	} else if l.users[c.user] == c {
+		delete(l.users, c.user)
+	}
+	if c.nextUser != nil {
+		c.nextUser.prevUser = c.prevUser
+	}
+	c.prevUser, c.nextUser = nil, nil
+	if cap(l.conns) > 64 && len(l.conns) < cap(l.conns)/4 {
+		l.conns = append([]*Conn(nil), l.conns...)
+	}
+}
+
+// write writes p to c in one call. It reports false when the write failed,
+// in which case gnet has closed the connection and c must not be used.
+func (l *loop) write(c *Conn, p []byte) bool {
+	if _, err := c.gc.Write(p); err != nil || c.phase == phaseClosed {
+		return false
+	}
+	return true
+}
+
+// overQueued reports whether c has more queued outbound bytes than allowed.
+func (l *loop) overQueued(c *Conn) bool {
+	return c.gc.OutboundBuffered() > l.srv.cfg.MaxPendingBytes
+}
+
+// sendClose writes a close frame and marks c as closing.
+func (l *loop) sendClose(c *Conn, code ws.StatusCode, reason string) {
+	l.out = appendClose(l.out[:0], code, reason)
+	c.phase = phaseClosing
+	_, _ = c.gc.Write(l.out)
+}
+
+// closeNow closes c from a loop task (not from OnTraffic, which returns
+// gnet.Close instead). OnClose runs before it returns.
+func (l *loop) closeNow(c *Conn) {
+	if c.phase != phaseClosed {
+		_ = l.el.Close(c.gc)
+	}
+}
+
+// closeSlow closes a slow consumer with 1008.
+func (l *loop) closeSlow(c *Conn) {
+	l.counters.slowConsumers.Add(1)
+	l.sendClose(c, ws.StatusPolicyViolation, "slow consumer")
+	l.closeNow(c)
+}
+
+// sweep runs on the loop every tick: it closes handshakes past their
+// deadline and checks a share of the open connections for idleness, so that
+// each is checked about once per checkEvery.
+func (l *loop) sweep() {
+	s := l.srv
+	now := s.now()
+	for l.pendingHead < len(l.pending) && l.pending[l.pendingHead].at <= now {
+		c := l.pending[l.pendingHead].c
+		l.pending[l.pendingHead] = deadline{}
+		l.pendingHead++
+		if c.phase == phaseHandshake {
+			l.counters.rejected[RejectTimeout].Add(1)
+			l.closeNow(c)
+		}
+	}
+	if l.pendingHead > 0 && l.pendingHead*2 >= len(l.pending) {
+		n := copy(l.pending, l.pending[l.pendingHead:])
+		clear(l.pending[n:])
+		l.pending = l.pending[:n]
+		l.pendingHead = 0
+	}
+	n := len(l.conns)
+	if n == 0 {
+		return
+	}
+	budget := n
+	if s.checkEvery > s.tick {
+		budget = int((int64(n)*int64(s.tick) + int64(s.checkEvery) - 1) / int64(s.checkEvery))
+	}
+	idle, ping := int64(s.cfg.IdleTimeout), int64(s.cfg.PingInterval)
+	for ; budget > 0 && len(l.conns) > 0; budget-- {
+		if l.cursor >= len(l.conns) {
+			l.cursor = 0
+		}
+		c := l.conns[l.cursor]
+		quiet := now - c.lastRead
+		switch {
+		case c.phase != phaseOpen:
+		case quiet >= idle:
+			l.sendClose(c, ws.StatusGoingAway, "idle timeout")
+			l.closeNow(c)
+			continue // c's slot now holds another connection
+		case quiet >= ping && now-c.lastPing >= ping:
+			c.lastPing = now
+			l.out = appendFrame(l.out[:0], true, ws.OpPing, nil)
+			if !l.write(c, l.out) {
+				continue
+			}
+		}
+		l.cursor++
+	}
+}
+
+// closeAll sends close 1001 to every open connection and closes handshakes
+// (Stop, first phase); with force it closes every connection at once.
+func (l *loop) closeAll(force bool) {
+	for i := l.pendingHead; i < len(l.pending); i++ {
+		if c := l.pending[i].c; c.phase == phaseHandshake {
+			l.closeNow(c)
+		}
+	}
+	for i := len(l.conns) - 1; i >= 0; i-- {
+		if i >= len(l.conns) {
+			continue
+		}
+		c := l.conns[i]
+		if c.phase == phaseOpen {
+			l.sendClose(c, ws.StatusGoingAway, "server shutting down")
+		}
+		if force {
+			l.closeNow(c)
+		}
+	}
+}

@@ -1,0 +1,181 @@
+package engine
+
+import (
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+)
+
+// readFrames drains every complete frame buffered on an open connection.
+// A partial header or payload stays in gnet's buffer for the next call.
+func (l *loop) readFrames(c *Conn) gnet.Action {
+	gc := c.gc
+	c.lastRead = l.srv.now()
+	for {
+		n := gc.InboundBuffered()
+		if n < 2 {
+			return gnet.None
+		}
+		hb, err := gc.Peek(min(n, maxHeaderLen))
+		if err != nil {
+			return gnet.None
+		}
+		h, hl, err := parseHeader(hb)
+		if err != nil {
+			return l.fail(c, ws.StatusProtocolError, "frame too long")
+		}
+		if hl == 0 {
+			return gnet.None
+		}
+		if code, reason := l.check(c, h); code != 0 {
+			return l.fail(c, code, reason)
+		}
+		total := int64(hl) + h.Length
+		if int64(n) < total {
+			return gnet.None
+		}
+		frame, err := gc.Peek(int(total))
+		if err != nil {
+			return gnet.None
+		}
+		payload := frame[hl:]
+		ws.Cipher(payload, h.Mask, 0)
+		action := l.onFrame(c, h, payload)
+		if c.phase == phaseClosed {
+			return gnet.None // gnet closed it while we wrote; c is gone
+		}
+		_, _ = gc.Discard(int(total))
+		if action != gnet.None {
+			return action
+		}
+	}
+}
+
+// check applies RFC 6455's rules to a header before its payload is read:
+// masking, reserved bits and opcodes, control frame limits, fragmentation
+// order, and the message size limit over all fragments.
+func (l *loop) check(c *Conn, h ws.Header) (ws.StatusCode, string) {
+	state := ws.StateServerSide
+	if c.fragOp != 0 {
+		state = state.Set(ws.StateFragmented)
+	}
+	if err := ws.CheckHeader(h, state); err != nil {
+		return ws.StatusProtocolError, "protocol error"
+	}
+	if !h.OpCode.IsControl() && int64(c.fragLen)+h.Length > int64(l.srv.cfg.MaxMessageBytes) {
+		return ws.StatusMessageTooBig, "message too big"
+	}
+	return 0, ""
+}
+
+// onFrame acts on one complete, unmasked frame.
+func (l *loop) onFrame(c *Conn, h ws.Header, payload []byte) gnet.Action {
+	switch h.OpCode {
+	case ws.OpPing:
+		if c.phase == phaseOpen {
+			l.out = appendFrame(l.out[:0], true, ws.OpPong, payload)
+			l.write(c, l.out)
+		}
+		return gnet.None
+	case ws.OpPong:
+		return gnet.None
+	case ws.OpClose:
+		return l.onClose(c, payload)
+	}
+	if c.phase != phaseOpen {
+		return gnet.None // after our close, data is ignored
+	}
+	keep := l.srv.cfg.Echo || l.srv.cfg.OnMessage != nil
+	if h.OpCode != ws.OpContinuation {
+		if h.Fin {
+			if h.OpCode == ws.OpText && !validUTF8(payload) {
+				return l.fail(c, ws.StatusInvalidFramePayloadData, "invalid utf-8")
+			}
+			return l.deliver(c, h.OpCode, payload)
+		}
+		c.fragOp = h.OpCode
+		c.fragLen = len(payload)
+		if h.OpCode == ws.OpText && !c.utf8.write(payload) {
+			return l.fail(c, ws.StatusInvalidFramePayloadData, "invalid utf-8")
+		}
+		if keep {
+			c.fragBuf = append(make([]byte, 0, 2*len(payload)+64), payload...)
+		}
+		return gnet.None
+	}
+	c.fragLen += len(payload)
+	if c.fragOp == ws.OpText && !c.utf8.write(payload) {
+		return l.fail(c, ws.StatusInvalidFramePayloadData, "invalid utf-8")
+	}
+	if keep {
+		c.fragBuf = append(c.fragBuf, payload...)
+	}
+	if !h.Fin {
+		return gnet.None
+	}
+	if c.fragOp == ws.OpText && !c.utf8.done() {
+		return l.fail(c, ws.StatusInvalidFramePayloadData, "invalid utf-8")
+	}
+	op, msg := c.fragOp, c.fragBuf
+	c.fragOp, c.fragLen, c.fragBuf = 0, 0, nil
+	return l.deliver(c, op, msg)
+}
+
+// deliver hands a complete data message to echo or to the OnMessage hook.
+func (l *loop) deliver(c *Conn, op ws.OpCode, msg []byte) gnet.Action {
+	l.counters.messagesIn.Add(1)
+	cfg := &l.srv.cfg
+	switch {
+	case cfg.Echo:
+		l.out = appendFrame(l.out[:0], true, op, msg)
+		if !l.write(c, l.out) {
+			return gnet.None
+		}
+		l.counters.messagesOut.Add(1)
+		if l.overQueued(c) {
+			l.counters.slowConsumers.Add(1)
+			return l.fail(c, ws.StatusPolicyViolation, "slow consumer")
+		}
+	case cfg.OnMessage != nil:
+		cfg.OnMessage(c, byte(op), msg)
+	}
+	return gnet.None
+}
+
+// onClose answers the client's close: an invalid one with 1002 or 1007, a
+// valid one with the same code; then the TCP connection is closed.
+func (l *loop) onClose(c *Conn, payload []byte) gnet.Action {
+	if c.phase != phaseOpen {
+		return gnet.Close // the client answered our close
+	}
+	switch len(payload) {
+	case 0:
+		l.out = append(l.out[:0], 0x80|byte(ws.OpClose), 0)
+		c.phase = phaseClosing
+		l.write(c, l.out)
+		return gnet.Close
+	case 1:
+		return l.fail(c, ws.StatusProtocolError, "close payload of one byte")
+	}
+	code, reason := ws.ParseCloseFrameDataUnsafe(payload)
+	if !validCloseCode(code) {
+		return l.fail(c, ws.StatusProtocolError, "invalid close code")
+	}
+	if err := ws.CheckCloseFrameData(code, reason); err != nil {
+		if err == ws.ErrProtocolInvalidUTF8 {
+			return l.fail(c, ws.StatusInvalidFramePayloadData, "invalid utf-8")
+		}
+		return l.fail(c, ws.StatusProtocolError, "invalid close code")
+	}
+	return l.fail(c, code, "")
+}
+
+// fail sends a close frame and asks gnet to close the connection.
+func (l *loop) fail(c *Conn, code ws.StatusCode, reason string) gnet.Action {
+	if c.phase == phaseOpen {
+		l.sendClose(c, code, reason)
+	}
+	if c.phase == phaseClosed {
+		return gnet.None
+	}
+	return gnet.Close
+}

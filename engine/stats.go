@@ -1,0 +1,73 @@
+package engine
+
+import "sync/atomic"
+
+// RejectReason says why a handshake was refused; it indexes Stats.Rejected.
+type RejectReason uint8
+
+// Reasons for refusing a handshake (DESIGN 1.3).
+const (
+	RejectBadRequest     RejectReason = iota // 400
+	RejectVersion                            // 426
+	RejectNotFound                           // 404
+	RejectHeaderTooLarge                     // 431
+	RejectOrigin                             // 403
+	RejectTicket                             // 401
+	RejectCapacity                           // 503
+	RejectTimeout                            // no complete request in time
+	NumRejectReasons
+)
+
+var rejectNames = [NumRejectReasons]string{
+	"bad_request", "version", "not_found", "header_too_large",
+	"origin", "ticket", "capacity", "timeout",
+}
+
+// String is the metric label of the reason, e.g. "ticket".
+func (r RejectReason) String() string {
+	if r < NumRejectReasons {
+		return rejectNames[r]
+	}
+	return "unknown"
+}
+
+// Stats is a snapshot of the server's counters.
+type Stats struct {
+	OpenConns     int64                    // authenticated connections now open
+	Handshakes    uint64                   // handshakes accepted (101)
+	Rejected      [NumRejectReasons]uint64 // handshakes refused, by reason
+	MessagesIn    uint64                   // complete data messages received
+	MessagesOut   uint64                   // data frames written (welcome, echo, pushes)
+	Publishes     uint64                   // Publish and Broadcast calls
+	SlowConsumers uint64                   // connections closed for queueing too much
+}
+
+// loopCounters are written by one event loop only and read at scrape time;
+// atomics make the read race-free without a lock.
+type loopCounters struct {
+	handshakes    atomic.Uint64
+	rejected      [NumRejectReasons]atomic.Uint64
+	messagesIn    atomic.Uint64
+	messagesOut   atomic.Uint64
+	slowConsumers atomic.Uint64
+}
+
+// Stats sums the counters of every event loop. Safe to call from any
+// goroutine; it takes no lock an event loop could wait on.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		OpenConns: s.openConns.Load(),
+		Publishes: s.publishes.Load(),
+	}
+	for _, l := range s.loopList() {
+		c := &l.counters
+		st.Handshakes += c.handshakes.Load()
+		for i := range st.Rejected {
+			st.Rejected[i] += c.rejected[i].Load()
+		}
+		st.MessagesIn += c.messagesIn.Load()
+		st.MessagesOut += c.messagesOut.Load()
+		st.SlowConsumers += c.slowConsumers.Load()
+	}
+	return st
+}
