@@ -1,0 +1,258 @@
+package auth
+
+import (
+	"hash/maphash"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Login throttling.
+//
+// Two leaky buckets count failed logins: one per client address, one per user
+// name (known or not, so that a 429 never tells whether a user exists). A
+// bucket lets Burst failures through at once and then one more per
+// Interval; it drains by itself, so every lockout ends at most Interval after
+// the failures stop. Every attempt that goes on to a bcrypt comparison is
+// counted up front (so that parallel requests cannot slip past together) and
+// taken back if the password was right; a request refused with 429 is not
+// counted, so hammering a locked bucket does not lengthen the lock.
+//
+//   - An address over its limit gets 429 for every user: this stops one
+//     machine guessing many passwords or many users.
+//   - A user over its limit gets 429 only from addresses that are not clean,
+//     that is, whose own bucket has not drained since their last failure. A
+//     clean address (one with no recent failure) may still try, and a correct
+//     password from it logs in. So an attacker who fails against maggie from
+//     other addresses cannot lock maggie out, and the user limit still bites
+//     a password spray from many addresses: each address gets one guess per
+//     lock instead of Burst guesses.
+//
+// Memory is bounded whatever an attacker sends: each table holds at most
+// MaxEntries 64-bit keyed hashes of names, never the names. An entry is only
+// made by an attempt that goes on to a bcrypt comparison (tens of milliseconds), so a machine makes at most a few
+// hundred new entries a second, and an entry is worthless once its bucket
+// has drained; the cap is a backstop. When a shard is full, drained entries
+// are dropped first, then the entry nearest to draining, which keeps the hot
+// entries of an ongoing attack.
+//
+// The client address is what HandlerConfig.ClientAddr says, by default the
+// TCP peer (X-Forwarded-For is not trusted unless that hook reads it). IPv6
+// addresses count by their /64, which one host usually owns whole.
+
+// ThrottleConfig sets the login limits. Its zero value gives the defaults.
+type ThrottleConfig struct {
+	// AddrBurst failures from one address at once, then one per AddrInterval.
+	// Defaults 10 and 30s.
+	AddrBurst    int
+	AddrInterval time.Duration
+	// UserBurst failures for one user at once, then one per UserInterval.
+	// Defaults 5 and 1m.
+	UserBurst    int
+	UserInterval time.Duration
+	// MaxEntries bounds each of the two tables (rounded up to a multiple of
+	// 16). Default 65536.
+	MaxEntries int
+	// Disabled turns throttling off (tests, or a proxy that does it).
+	Disabled bool
+}
+
+// Throttle defaults.
+const (
+	DefaultAddrBurst    = 10
+	DefaultAddrInterval = 30 * time.Second
+	DefaultUserBurst    = 5
+	DefaultUserInterval = time.Minute
+	DefaultMaxEntries   = 1 << 16
+)
+
+// Throttle decides whether a login may be tried. Check and Fail are safe to
+// call from many goroutines.
+type Throttle struct {
+	disabled bool
+	now      func() time.Time
+	addr     *limiter
+	user     *limiter
+}
+
+// NewThrottle returns a throttle with cfg's limits; now is the clock (nil:
+// time.Now).
+func NewThrottle(cfg ThrottleConfig, now func() time.Time) *Throttle {
+	if now == nil {
+		now = time.Now
+	}
+	orDefault := func(v, d int) int {
+		if v <= 0 {
+			return d
+		}
+		return v
+	}
+	orDefaultDur := func(v, d time.Duration) time.Duration {
+		if v <= 0 {
+			return d
+		}
+		return v
+	}
+	entries := orDefault(cfg.MaxEntries, DefaultMaxEntries)
+	return &Throttle{
+		disabled: cfg.Disabled,
+		now:      now,
+		addr:     newLimiter(orDefault(cfg.AddrBurst, DefaultAddrBurst), orDefaultDur(cfg.AddrInterval, DefaultAddrInterval), entries),
+		user:     newLimiter(orDefault(cfg.UserBurst, DefaultUserBurst), orDefaultDur(cfg.UserInterval, DefaultUserInterval), entries),
+	}
+}
+
+// Attempt asks whether a login for user from addr may be tried now. If so it
+// returns 0 and counts the attempt as a failure in advance, so that
+// concurrent attempts cannot slip past the limit together; call Succeeded if
+// the password was right. If not, it returns how long the client should
+// wait and counts nothing. Safe from any goroutine.
+func (t *Throttle) Attempt(user, addr string) time.Duration {
+	if t.disabled {
+		return 0
+	}
+	now := t.now().UnixNano()
+	addr = addrKey(addr)
+	wait, prevAddr := t.addr.take(addr, now, false)
+	if wait > 0 {
+		return time.Duration(wait)
+	}
+	clean := prevAddr <= now
+	if wait, _ = t.user.take(user, now, clean); wait > 0 {
+		t.addr.refund(addr, now)
+		return time.Duration(min(wait, prevAddr-now))
+	}
+	return 0
+}
+
+// Succeeded takes back what Attempt counted for a login that succeeded.
+// Safe from any goroutine.
+func (t *Throttle) Succeeded(user, addr string) {
+	if t.disabled {
+		return
+	}
+	now := t.now().UnixNano()
+	t.addr.refund(addrKey(addr), now)
+	t.user.refund(user, now)
+}
+
+// addrKey is the unit an address is counted by: an IPv4 address, or the /64
+// of an IPv6 address. A string that is no IP address counts as itself.
+func addrKey(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.Is4() {
+		return ip.String()
+	}
+	p, _ := ip.Prefix(64)
+	return p.String()
+}
+
+const limiterShards = 16
+
+// limiter is a bounded table of leaky buckets (GCRA): per key the
+// theoretical arrival time tat, in Unix nanoseconds, of the next failure.
+// A bucket is full when tat-now exceeds burst*interval.
+type limiter struct {
+	burst, interval int64
+	perShard        int
+	seed            maphash.Seed
+	shards          [limiterShards]limiterShard
+}
+
+type limiterShard struct {
+	mu  sync.Mutex
+	tat map[uint64]int64
+	_   [48]byte // keep shards' locks on separate cache lines
+}
+
+func newLimiter(burst int, interval time.Duration, maxEntries int) *limiter {
+	l := &limiter{
+		burst:    int64(burst),
+		interval: int64(interval),
+		perShard: (maxEntries + limiterShards - 1) / limiterShards,
+		seed:     maphash.MakeSeed(),
+	}
+	for i := range l.shards {
+		l.shards[i].tat = make(map[uint64]int64)
+	}
+	return l
+}
+
+func (l *limiter) shard(key string) (*limiterShard, uint64) {
+	h := maphash.String(l.seed, key)
+	return &l.shards[h%limiterShards], h
+}
+
+// take counts one failure in key's bucket and returns 0 if it fits; else it
+// returns how long until it would fit and counts nothing, unless force is
+// set. It also returns the bucket's tat before the call (0 if absent): the
+// bucket was empty if that is not after now. A forced failure never fills
+// the bucket past one interval over its burst, so forcing cannot lengthen a
+// lock without end.
+func (l *limiter) take(key string, now int64, force bool) (wait, prevTat int64) {
+	s, h := l.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tat, ok := s.tat[h]
+	next := max(tat, now) + l.interval
+	limit := now + l.burst*l.interval
+	if next > limit && !force {
+		return next - limit, tat
+	}
+	if !ok && len(s.tat) >= l.perShard {
+		s.evict(now)
+	}
+	s.tat[h] = min(next, limit+l.interval)
+	return 0, tat
+}
+
+// refund takes one failure out of key's bucket.
+func (l *limiter) refund(key string, now int64) {
+	s, h := l.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tat, ok := s.tat[h]
+	if !ok {
+		return
+	}
+	if tat -= l.interval; tat <= now {
+		delete(s.tat, h)
+		return
+	}
+	s.tat[h] = tat
+}
+
+// evict makes room: it drops every drained entry, or if there is none, the
+// one closest to draining. Called with s.mu held.
+func (s *limiterShard) evict(now int64) {
+	var victim uint64
+	victimTat := int64(1<<63 - 1)
+	freed := false
+	for h, tat := range s.tat {
+		if tat <= now {
+			delete(s.tat, h)
+			freed = true
+		} else if tat < victimTat {
+			victim, victimTat = h, tat
+		}
+	}
+	if !freed {
+		delete(s.tat, victim)
+	}
+}
+
+// len is the number of entries held.
+func (l *limiter) len() int {
+	n := 0
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		n += len(s.tat)
+		s.mu.Unlock()
+	}
+	return n
+}
