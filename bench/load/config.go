@@ -1,0 +1,206 @@
+package load
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Scenarios, in the order a run performs them.
+var knownScenarios = []string{"reject", "connect", "fanout", "churn", "echo"}
+
+// knownServers maps a server name to its binary under the bin directory.
+var knownServers = map[string]string{
+	"turnstile": "turnstile",
+	"gorilla":   "peer-gorilla",
+	"gobwas":    "peer-gobwas",
+	"gws":       "peer-gws",
+}
+
+// maxConnsPerWorker leaves a worker room under the 20,000 fd limit for its
+// pipes, HTTP connections and the runtime.
+const maxConnsPerWorker = 18000
+
+// Config is one invocation of turnstile-load. Its zero value is not valid;
+// DefaultConfig and ParseFlags give a working one.
+type Config struct {
+	Scenarios []string // connect, reject, fanout, churn, echo
+	Servers   []string // servers to start in turn: turnstile, gorilla, gobwas, gws
+	BinDir    string   // where the server binaries are
+
+	// A running server, used when Servers is empty.
+	HTTPAddr  string // host:port of the HTTP API
+	WSAddr    string // host:port of the WebSocket listener
+	ServerPID int    // its pid, to read its memory; 0: unknown
+
+	WSPath     string
+	PublishKey string
+	User       string
+	Password   string
+
+	Conns    int           // connections (connect, fanout, echo), in flight (reject, churn)
+	Rate     float64       // connects per second over all workers; 0: as fast as possible
+	Hold     time.Duration // how long connect holds its connections
+	Duration time.Duration // how long reject, churn and echo run
+	Messages int           // fanout: publishes
+	Interval time.Duration // fanout: pause between publishes
+	ToUser   bool          // fanout: publish to the user instead of broadcasting
+	EchoSize int           // echo: bytes per message
+	Workers  int           // worker processes; 0: enough for Conns, at least 2
+	Sources  int           // source addresses 127.0.0.2 … per run
+	Timeout  time.Duration // bound on each scenario, after which it stops anyway
+	JSONPath string        // where to write results as JSON; empty: nowhere
+	LogDir   string        // where started servers write their logs
+}
+
+// DefaultConfig is what the flags default to.
+func DefaultConfig() Config {
+	return Config{
+		Scenarios: []string{"connect"},
+		BinDir:    "bin",
+		WSPath:    "/ws",
+		User:      "maggie",
+		Password:  "secret",
+		Conns:     1000,
+		Hold:      3 * time.Second,
+		Duration:  5 * time.Second,
+		Messages:  20,
+		Interval:  100 * time.Millisecond,
+		EchoSize:  64,
+		Sources:   32,
+		Timeout:   60 * time.Second,
+		LogDir:    "bench/results",
+	}
+}
+
+// ParseFlags reads args (without the program name) into a validated Config.
+func ParseFlags(args []string, stderr io.Writer) (Config, error) {
+	c := DefaultConfig()
+	fs := flag.NewFlagSet("turnstile-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	scenarios := fs.String("scenario", strings.Join(c.Scenarios, ","), "comma list of scenarios: connect, reject, fanout, churn, echo")
+	servers := fs.String("servers", "", "comma list of servers to start in turn on loopback (turnstile, gorilla, gobwas, gws); ratios are turnstile/peer")
+	fs.StringVar(&c.BinDir, "bin", c.BinDir, "directory holding turnstile and peer-<name> binaries")
+	fs.StringVar(&c.HTTPAddr, "http", "", "HTTP API address of a running server (without -servers)")
+	fs.StringVar(&c.WSAddr, "ws", "", "WebSocket address of a running server (without -servers)")
+	fs.IntVar(&c.ServerPID, "server-pid", 0, "pid of the running server, to read its memory from /proc")
+	fs.StringVar(&c.WSPath, "ws-path", c.WSPath, "WebSocket path")
+	fs.StringVar(&c.PublishKey, "publish-key", "", "publish key of a running server (default $TURNSTILE_PUBLISH_KEY; generated for started servers)")
+	fs.StringVar(&c.User, "user", c.User, "user for /auth")
+	fs.StringVar(&c.Password, "password", c.Password, "password for /auth")
+	fs.IntVar(&c.Conns, "conns", c.Conns, "connections (connect, fanout, echo) or connections in flight (reject, churn)")
+	fs.Float64Var(&c.Rate, "rate", c.Rate, "connects per second over all workers; 0: as fast as possible")
+	fs.DurationVar(&c.Hold, "hold", c.Hold, "connect: how long to hold the connections once open")
+	fs.DurationVar(&c.Duration, "duration", c.Duration, "reject, churn, echo: how long to run")
+	fs.IntVar(&c.Messages, "messages", c.Messages, "fanout: number of publishes")
+	fs.DurationVar(&c.Interval, "interval", c.Interval, "fanout: pause between publishes")
+	fs.BoolVar(&c.ToUser, "to-user", false, "fanout: publish to the user instead of broadcasting")
+	fs.IntVar(&c.EchoSize, "echo-size", c.EchoSize, "echo: message size in bytes")
+	fs.IntVar(&c.Workers, "workers", 0, "worker processes; 0: enough for -conns, at least 2")
+	fs.IntVar(&c.Sources, "sources", c.Sources, "number of source addresses 127.0.0.2…")
+	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "bound on each scenario")
+	fs.StringVar(&c.JSONPath, "json", "", "write results as JSON to this file")
+	fs.StringVar(&c.LogDir, "log-dir", c.LogDir, "directory for the logs of started servers")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("load: unexpected argument %q", fs.Arg(0))
+	}
+	c.Scenarios = splitList(*scenarios)
+	c.Servers = splitList(*servers)
+	return c, c.Validate()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Validate reports the first thing wrong with c, or nil.
+func (c *Config) Validate() error {
+	if len(c.Scenarios) == 0 {
+		return errUnknownScenario
+	}
+	for _, s := range c.Scenarios {
+		if !slices.Contains(knownScenarios, s) {
+			return fmt.Errorf("%w: %q", errUnknownScenario, s)
+		}
+	}
+	for _, s := range c.Servers {
+		if _, ok := knownServers[s]; !ok {
+			return fmt.Errorf("%w: %q", errUnknownServer, s)
+		}
+	}
+	if len(c.Servers) == 0 {
+		if c.HTTPAddr == "" || c.WSAddr == "" {
+			return errNoTarget
+		}
+		for _, a := range []string{c.HTTPAddr, c.WSAddr} {
+			if err := CheckLoopback(a); err != nil {
+				return err
+			}
+		}
+		if ap, err := netip.ParseAddrPort(c.WSAddr); err == nil && !ap.Addr().Unmap().Is4() {
+			return errIPv6Client
+		}
+	}
+	switch {
+	case c.Conns < 1:
+		return fmt.Errorf("load: -conns must be at least 1, not %d", c.Conns)
+	case c.Rate < 0:
+		return fmt.Errorf("load: -rate must not be negative")
+	case c.Sources < 1 || c.Sources > 250:
+		return fmt.Errorf("load: -sources must be within 1..250, not %d", c.Sources)
+	case c.Workers < 0:
+		return fmt.Errorf("load: -workers must not be negative")
+	case c.Timeout <= 0 || c.Duration <= 0 || c.Hold < 0:
+		return fmt.Errorf("load: -timeout and -duration must be positive, -hold not negative")
+	case c.Messages < 1 && slices.Contains(c.Scenarios, "fanout"):
+		return fmt.Errorf("load: -messages must be at least 1")
+	case c.EchoSize < 16 || c.EchoSize > 1<<20:
+		return fmt.Errorf("load: -echo-size must be within 16..1048576")
+	case !strings.HasPrefix(c.WSPath, "/"):
+		return fmt.Errorf("load: -ws-path must start with /")
+	}
+	if c.Conns > c.workers()*maxConnsPerWorker {
+		return errTooManyPerWorker
+	}
+	return nil
+}
+
+// workers is the number of worker processes a run uses.
+func (c *Config) workers() int {
+	if c.Workers > 0 {
+		return c.Workers
+	}
+	return max(2, (c.Conns+maxConnsPerWorker-1)/maxConnsPerWorker)
+}
+
+// CheckLoopback accepts host:port only when host is a loopback IP literal
+// (127.0.0.0/8 or ::1) or "localhost". Names other than localhost are
+// refused rather than resolved, so a load run can never leave the machine.
+func CheckLoopback(hostport string) error {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return fmt.Errorf("load: address %q: %w", hostport, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.Unmap().IsLoopback() {
+		return fmt.Errorf("%w: %q", errNotLoopback, hostport)
+	}
+	return nil
+}

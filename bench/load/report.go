@@ -1,0 +1,173 @@
+package load
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Metric is one measured figure.
+type Metric struct {
+	Name        string  `json:"name"`
+	Unit        string  `json:"unit"`
+	Value       float64 `json:"value"`
+	LowerBetter bool    `json:"lower_better,omitempty"`
+}
+
+// Result is what one scenario measured against one server.
+type Result struct {
+	Server   string           `json:"server"`
+	Scenario string           `json:"scenario"`
+	Metrics  []Metric         `json:"metrics"`
+	Statuses map[int]int64    `json:"statuses,omitempty"`
+	Errors   map[string]int64 `json:"errors,omitempty"`
+}
+
+func (r *Result) add(name, unit string, v float64, lowerBetter bool) {
+	r.Metrics = append(r.Metrics, Metric{Name: name, Unit: unit, Value: v, LowerBetter: lowerBetter})
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// perSecond divides count by the span between two Unix ns times.
+func perSecond(count int64, from, to int64) float64 {
+	if to <= from || count == 0 {
+		return 0
+	}
+	return float64(count) / (float64(to-from) / 1e9)
+}
+
+// fill turns the merged worker figures into the scenario's metrics.
+func (r *Result) fill(t workerResult, rssBefore, rssAfter int64, published int) {
+	r.Statuses, r.Errors = t.Statuses, t.Errors
+	hs := &t.Handshake
+	lat := &t.Latency
+	switch r.Scenario {
+	case "connect":
+		r.add("handshakes/s", "1/s", perSecond(t.Opened, t.FirstDial, t.LastOpen), false)
+		r.add("handshake p50", "ms", ms(hs.Quantile(0.5)), true)
+		r.add("handshake p99", "ms", ms(hs.Quantile(0.99)), true)
+		r.add("open conns", "", float64(t.Opened), false)
+		r.add("failed+rejected", "", float64(t.Failed+t.Rejected), true)
+		if rssAfter > 0 && t.Opened > 0 {
+			r.add("server RSS growth", "MiB", float64(rssAfter-rssBefore)/(1<<20), true)
+			r.add("server mem/conn", "KiB", float64(rssAfter-rssBefore)/float64(t.Opened)/1024, true)
+		}
+	case "reject":
+		r.add("rejections/s", "1/s", perSecond(t.Rejected, t.Begin, t.End), false)
+		r.add("reject p50", "ms", ms(hs.Quantile(0.5)), true)
+		r.add("reject p99", "ms", ms(hs.Quantile(0.99)), true)
+		r.add("answered 401", "", float64(t.Statuses[401]), false)
+		r.add("failed", "", float64(t.Failed), true)
+	case "fanout":
+		r.add("open conns", "", float64(t.Welcomed), false)
+		// Deliveries per second of fan-out work: the deliveries over the
+		// summed time each publish took to reach its last connection, so
+		// that the pause between publishes does not count.
+		var busy time.Duration
+		var spread Histogram
+		for _, d := range t.Spread {
+			busy += time.Duration(d)
+			spread.Record(d)
+		}
+		if busy > 0 {
+			r.add("deliveries/s", "1/s", float64(t.Messages)/busy.Seconds(), false)
+		}
+		r.add("delivery p50", "ms", ms(lat.Quantile(0.5)), true)
+		r.add("delivery p99", "ms", ms(lat.Quantile(0.99)), true)
+		r.add("delivery max", "ms", ms(lat.Max()), true)
+		r.add("fan-out done p50", "ms", ms(spread.Quantile(0.5)), true)
+		want := float64(t.Welcomed) * float64(published)
+		if want > 0 {
+			r.add("delivered", "%", 100*float64(t.Messages)/want, false)
+		}
+	case "churn":
+		r.add("cycles/s", "1/s", perSecond(t.Messages, t.Begin, t.End), false)
+		r.add("cycle p50", "ms", ms(lat.Quantile(0.5)), true)
+		r.add("cycle p99", "ms", ms(lat.Quantile(0.99)), true)
+		r.add("failed", "", float64(t.Failed+t.Dropped+t.Rejected), true)
+	case "echo":
+		r.add("round trips/s", "1/s", perSecond(t.Messages, t.Begin, t.End), false)
+		r.add("rtt p50", "ms", ms(lat.Quantile(0.5)), true)
+		r.add("rtt p99", "ms", ms(lat.Quantile(0.99)), true)
+		r.add("open conns", "", float64(t.Opened), false)
+	}
+}
+
+// printTable writes one row per scenario and metric, one column per server,
+// and a turnstile/peer ratio column for each peer.
+func printTable(w io.Writer, results []Result, servers []string) {
+	type key struct{ sc, name string }
+	var rows []key
+	vals := map[key]map[string]Metric{}
+	for _, r := range results {
+		for _, m := range r.Metrics {
+			k := key{r.Scenario, m.Name}
+			if vals[k] == nil {
+				vals[k] = map[string]Metric{}
+				rows = append(rows, k)
+			}
+			vals[k][r.Server] = m
+		}
+	}
+	var peers []string
+	if slices.Contains(servers, "turnstile") {
+		for _, s := range servers {
+			if s != "turnstile" {
+				peers = append(peers, s)
+			}
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := []string{"scenario", "metric", "unit"}
+	head = append(head, servers...)
+	for _, p := range peers {
+		head = append(head, "turnstile/"+p)
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
+	for _, k := range rows {
+		var unit string
+		cells := []string{k.sc, k.name, ""}
+		for _, s := range servers {
+			m, ok := vals[k][s]
+			if !ok {
+				cells = append(cells, "-")
+				continue
+			}
+			unit = m.Unit
+			cells = append(cells, formatValue(m.Value))
+		}
+		cells[2] = unit
+		for _, p := range peers {
+			cells = append(cells, ratio(vals[k]["turnstile"], vals[k][p]))
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+	}
+	tw.Flush()
+	if len(peers) > 0 {
+		fmt.Fprintln(w, "ratio = turnstile ÷ peer: above 1 is better for rates, below 1 is better for ms, KiB and MiB.")
+	}
+}
+
+func formatValue(v float64) string {
+	switch {
+	case v == float64(int64(v)) && v < 1e15:
+		return fmt.Sprintf("%d", int64(v))
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 1:
+		return fmt.Sprintf("%.2f", v)
+	default:
+		return fmt.Sprintf("%.3f", v)
+	}
+}
+
+func ratio(a, b Metric) string {
+	if a.Name == "" || b.Name == "" || b.Value == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f×", a.Value/b.Value)
+}

@@ -1,0 +1,138 @@
+package load
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// target is a server under test: started by the run or already running.
+type target struct {
+	name       string
+	httpAddr   string
+	wsAddr     string
+	publishKey string
+	pid        int // 0: unknown, no memory figures
+	cmd        *exec.Cmd
+	exited     chan error // receives once the started process ends
+	logPath    string
+}
+
+// freeAddr returns a loopback address with a port free right now.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// startServer runs the named server on fresh loopback ports with the dev
+// user, a known publish key, long tickets (prefetching must not outlive
+// them) and echo on, and waits until both listeners accept.
+func startServer(cfg *Config, name string) (*target, error) {
+	bin := filepath.Join(cfg.BinDir, knownServers[name])
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("load: server %s: %w (build it first: make build, or see bench/peers)", name, err)
+	}
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	wsAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	var k [16]byte
+	_, _ = rand.Read(k[:])
+	t := &target{name: name, httpAddr: httpAddr, wsAddr: wsAddr, publishKey: hex.EncodeToString(k[:])}
+	t.cmd = exec.Command(bin, "-dev", "-http", httpAddr, "-ws", wsAddr, "-ws-path", cfg.WSPath,
+		"-publish-key", t.publishKey, "-ticket-ttl", "10m", "-echo")
+	t.cmd.Env = append(os.Environ(), "TURNSTILE_PUBLISH_KEY="+t.publishKey)
+	if cfg.LogDir != "" {
+		if err := os.MkdirAll(cfg.LogDir, 0o755); err != nil {
+			return nil, err
+		}
+		t.logPath = filepath.Join(cfg.LogDir, name+".log")
+		f, err := os.Create(t.logPath)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		t.cmd.Stdout, t.cmd.Stderr = f, f
+	}
+	if err := t.cmd.Start(); err != nil {
+		return nil, err
+	}
+	t.pid = t.cmd.Process.Pid
+	exited := make(chan error, 1)
+	t.exited = exited
+	go func() { exited <- t.cmd.Wait(); close(exited) }()
+	deadline := time.Now().Add(15 * time.Second)
+	for _, a := range []string{httpAddr, wsAddr} {
+		for {
+			c, err := net.DialTimeout("tcp", a, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case err := <-exited:
+				return nil, fmt.Errorf("load: server %s exited at start (%v); see %s", name, err, t.logPath)
+			case <-time.After(50 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.stop()
+				return nil, fmt.Errorf("load: server %s not listening on %s after 15s; see %s", name, a, t.logPath)
+			}
+		}
+	}
+	return t, nil
+}
+
+// stop ends a server this run started: SIGTERM, then SIGKILL after 5s.
+func (t *target) stop() {
+	if t.cmd == nil {
+		return
+	}
+	_ = t.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-t.exited:
+	case <-time.After(5 * time.Second):
+		_ = t.cmd.Process.Kill()
+		<-t.exited
+	}
+	t.cmd = nil
+}
+
+// rssBytes reads the resident set size of pid from /proc.
+func rssBytes(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	return parseVmRSS(b)
+}
+
+// parseVmRSS finds "VmRSS: <n> kB" in the text of /proc/<pid>/status.
+func parseVmRSS(status []byte) (int64, error) {
+	sc := bufio.NewScanner(bytes.NewReader(status))
+	for sc.Scan() {
+		f := bytes.Fields(sc.Bytes())
+		if len(f) == 3 && string(f[0]) == "VmRSS:" && string(f[2]) == "kB" {
+			kb, err := strconv.ParseInt(string(f[1]), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("load: no VmRSS line")
+}

@@ -1,0 +1,260 @@
+// Package peer is what every baseline server under bench/peers shares with
+// turnstile, so that a comparison isolates the WebSocket layer: the same
+// flags subset, the same /auth, /ws_ticket and /publish (built from
+// turnstile's own auth, ticket map and publish handler), the same welcome
+// and message payloads. Each peer adds only its WebSocket listener.
+//
+// It is a benchmark baseline: it must never be used to serve real users.
+package peer
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/turnstile-push/turnstile/auth"
+	"github.com/turnstile-push/turnstile/auth/ticket"
+	"github.com/turnstile-push/turnstile/engine"
+)
+
+// Config is the flag subset the peers share with turnstile.
+type Config struct {
+	HTTPAddr     string
+	WSAddr       string
+	WSPath       string
+	PublishKey   string
+	TicketTTL    time.Duration
+	PingInterval time.Duration
+	Echo         bool
+}
+
+// ParseFlags reads the shared flags; -dev is accepted and always on.
+func ParseFlags(name string, args []string) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.StringVar(&c.HTTPAddr, "http", ":8080", "HTTP API listen address")
+	fs.StringVar(&c.WSAddr, "ws", ":8081", "WebSocket listen address")
+	fs.StringVar(&c.WSPath, "ws-path", "/ws", "the only path that upgrades")
+	fs.StringVar(&c.PublishKey, "publish-key", os.Getenv("TURNSTILE_PUBLISH_KEY"), "bearer key for /publish")
+	fs.DurationVar(&c.TicketTTL, "ticket-ttl", 30*time.Second, "lifetime of a ticket")
+	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "ping a connection this often")
+	fs.BoolVar(&c.Echo, "echo", false, "echo every client data message")
+	fs.Bool("dev", true, "demo user maggie/secret and random keys (always on for peers)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.PublishKey == "" {
+		return c, errors.New("peer: -publish-key (or TURNSTILE_PUBLISH_KEY) is required")
+	}
+	return c, nil
+}
+
+// Server is the shared HTTP side and the connection registry of a peer.
+type Server struct {
+	cfg     Config
+	users   *auth.Users
+	tokens  *auth.Tokens
+	tickets *ticket.Map
+	Hub     *Hub
+	nextID  atomic.Uint64
+}
+
+// New builds the shared parts: dev user, random HS256 key, ticket map.
+func New(cfg Config) (*Server, error) {
+	key, err := auth.GenerateDevKey()
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := auth.NewHS256(key, auth.TokenConfig{})
+	if err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, users: auth.DevUsers(), tokens: tokens,
+		tickets: ticket.NewMap(ticket.MapConfig{}), Hub: NewHub()}, nil
+}
+
+// Config returns the configuration. Safe for concurrent use.
+func (s *Server) Config() Config { return s.cfg }
+
+// Admit checks the path and redeems the request's ticket, the way a
+// net/http server does it. On failure it has written the HTTP answer
+// (404 or 401, with Connection: close) and returns ok == false.
+// Safe for concurrent use.
+func (s *Server) Admit(w http.ResponseWriter, r *http.Request) (user string, ok bool) {
+	if r.URL.Path != s.cfg.WSPath {
+		reject(w, http.StatusNotFound)
+		return "", false
+	}
+	c, err := s.tickets.Redeem([]byte(r.URL.Query().Get("ticket")), time.Now())
+	if err != nil {
+		reject(w, http.StatusUnauthorized)
+		return "", false
+	}
+	return c.Subject, true
+}
+
+func reject(w http.ResponseWriter, status int) {
+	w.Header().Set("Connection", "close")
+	http.Error(w, http.StatusText(status), status)
+}
+
+// Welcome returns the welcome payload for a new connection of user.
+// Safe for concurrent use.
+func (s *Server) Welcome(user string) []byte {
+	id := s.nextID.Add(1)
+	b, _ := json.Marshal(map[string]string{"type": "welcome", "user": user, "conn": strconv.FormatUint(id, 10)})
+	return b
+}
+
+// Message wraps published data as the payload every connection receives.
+func Message(data []byte) []byte {
+	const head, tail = `{"type":"message","data":`, `}`
+	b := make([]byte, 0, len(head)+len(data)+len(tail))
+	return append(append(append(b, head...), data...), tail...)
+}
+
+// ServeHTTPAPI serves /auth, /ws_ticket, /publish and /healthz on the -http
+// address until it fails.
+func (s *Server) ServeHTTPAPI() error {
+	pub, err := engine.NewPublishHandler(s.Hub, s.cfg.PublishKey, 0, nil)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/auth", s.handleAuth)
+	mux.HandleFunc("/ws_ticket", s.handleTicket)
+	mux.Handle("/publish", pub)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	return http.ListenAndServe(s.cfg.HTTPAddr, mux)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "POST only"})
+		return
+	}
+	var in struct{ User, Pwd string }
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&in); err != nil || in.User == "" || in.Pwd == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want {\"user\":…,\"pwd\":…}"})
+		return
+	}
+	if s.users.Verify(in.User, in.Pwd) != nil {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "wrong user or password"})
+		return
+	}
+	tok, exp, err := s.tokens.Sign(in.User)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "cannot sign"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "expires": exp.Unix()})
+}
+
+func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request) {
+	bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	claims, err := s.tokens.Verify(bearer)
+	if !ok || err != nil {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid token"})
+		return
+	}
+	now := time.Now()
+	t, err := s.tickets.Issue(ticket.Claims{Subject: claims.Subject, SessionExpires: claims.Expires}, now, s.cfg.TicketTTL)
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "ticket store full"})
+		return
+	}
+	_, port, _ := net.SplitHostPort(s.cfg.WSAddr)
+	host, _, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		host = r.Host
+	}
+	url := fmt.Sprintf("ws://%s%s?ticket=%s", net.JoinHostPort(host, port), s.cfg.WSPath, t.String())
+	writeJSON(w, http.StatusOK, map[string]any{"ticket": t.String(), "expires": now.Add(s.cfg.TicketTTL).Unix(), "url": url})
+}
+
+// Sender is one connection as the hub sees it.
+type Sender interface {
+	// Send queues payload as one text message without blocking.
+	Send(payload []byte)
+}
+
+// Hub indexes open connections by user, behind one RWMutex: the usual way.
+// Safe for concurrent use.
+type Hub struct {
+	mu     sync.RWMutex
+	byUser map[string]map[Sender]struct{}
+	count  int
+}
+
+// NewHub returns an empty hub.
+func NewHub() *Hub { return &Hub{byUser: map[string]map[Sender]struct{}{}} }
+
+// Add registers c as a connection of user.
+func (h *Hub) Add(user string, c Sender) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	set := h.byUser[user]
+	if set == nil {
+		set = map[Sender]struct{}{}
+		h.byUser[user] = set
+	}
+	set[c] = struct{}{}
+	h.count++
+}
+
+// Remove forgets c.
+func (h *Hub) Remove(user string, c Sender) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if set := h.byUser[user]; set != nil {
+		if _, ok := set[c]; ok {
+			delete(set, c)
+			h.count--
+		}
+		if len(set) == 0 {
+			delete(h.byUser, user)
+		}
+	}
+}
+
+// Publish sends data to every connection of user (engine.Publisher).
+func (h *Hub) Publish(user string, data []byte) int {
+	msg := Message(data)
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for c := range h.byUser[user] {
+		c.Send(msg)
+	}
+	return len(h.byUser[user])
+}
+
+// Broadcast sends data to every connection (engine.Publisher).
+func (h *Hub) Broadcast(data []byte) int {
+	msg := Message(data)
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, set := range h.byUser {
+		for c := range set {
+			c.Send(msg)
+		}
+	}
+	return h.count
+}
