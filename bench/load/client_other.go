@@ -12,7 +12,7 @@ import (
 type wsconn struct {
 	opened  bool
 	welcome bool
-	start  int64
+	start   int64
 }
 
 type handler interface {

@@ -18,20 +18,20 @@ const workerEnv = "TURNSTILE_LOAD_WORKER"
 
 // job is what the coordinator asks of one worker.
 type job struct {
-	Scenario   string        `json:"scenario"`
-	ID         int           `json:"id"`
-	HTTPAddr   string        `json:"http"`
-	WSAddr     string        `json:"ws"`
-	WSPath     string        `json:"ws_path"`
-	Token      string        `json:"token"`
-	Sources    []string      `json:"sources"`
-	Conns      int           `json:"conns"` // connections, or in flight for reject and churn
-	Rate       float64       `json:"rate"`  // connects per second for this worker; 0: unpaced
-	InFlight   int           `json:"in_flight"`
-	Duration   time.Duration `json:"duration"`
-	EchoSize   int           `json:"echo_size"`
-	HSTimeout  time.Duration `json:"handshake_timeout"`
-	Deadline   int64         `json:"deadline"` // Unix ns after which the worker gives up
+	Scenario  string        `json:"scenario"`
+	ID        int           `json:"id"`
+	HTTPAddr  string        `json:"http"`
+	WSAddr    string        `json:"ws"`
+	WSPath    string        `json:"ws_path"`
+	Token     string        `json:"token"`
+	Sources   []string      `json:"sources"`
+	Conns     int           `json:"conns"` // connections, or in flight for reject and churn
+	Rate      float64       `json:"rate"`  // connects per second for this worker; 0: unpaced
+	InFlight  int           `json:"in_flight"`
+	Duration  time.Duration `json:"duration"`
+	EchoSize  int           `json:"echo_size"`
+	HSTimeout time.Duration `json:"handshake_timeout"`
+	Deadline  int64         `json:"deadline"` // Unix ns after which the worker gives up
 }
 
 // event is one line from a worker: ready, connected, progress, done, result
@@ -45,25 +45,25 @@ type event struct {
 
 // workerResult is what a worker counted. Times are Unix ns.
 type workerResult struct {
-	Started   int64            `json:"started"`
-	Opened    int64            `json:"opened"`
-	Rejected  int64            `json:"rejected"` // non-101 answers
-	Failed    int64            `json:"failed"`   // errors and timeouts before opening
-	Dropped   int64            `json:"dropped"`  // closed by the server after opening
-	Messages  int64            `json:"messages"` // deliveries, echoes or churn cycles
-	Welcomed  int64            `json:"welcomed"` // connections that got their welcome
-	FirstDial int64            `json:"first_dial"`
-	LastOpen  int64            `json:"last_open"`
-	LastMsg   int64            `json:"last_msg"`
-	Begin     int64            `json:"begin"` // measured phase of reject, churn, echo
-	End       int64            `json:"end"`
-	Handshake Histogram        `json:"handshake"` // dial → response
-	Latency   Histogram        `json:"latency"`   // publish → receive, echo round trip, churn cycle
-	Statuses  map[int]int64    `json:"statuses,omitempty"`
+	Started   int64         `json:"started"`
+	Opened    int64         `json:"opened"`
+	Rejected  int64         `json:"rejected"` // non-101 answers
+	Failed    int64         `json:"failed"`   // errors and timeouts before opening
+	Dropped   int64         `json:"dropped"`  // closed by the server after opening
+	Messages  int64         `json:"messages"` // deliveries, echoes or churn cycles
+	Welcomed  int64         `json:"welcomed"` // connections that got their welcome
+	FirstDial int64         `json:"first_dial"`
+	LastOpen  int64         `json:"last_open"`
+	LastMsg   int64         `json:"last_msg"`
+	Begin     int64         `json:"begin"` // measured phase of reject, churn, echo
+	End       int64         `json:"end"`
+	Handshake Histogram     `json:"handshake"` // dial → response
+	Latency   Histogram     `json:"latency"`   // publish → receive, echo round trip, churn cycle
+	Statuses  map[int]int64 `json:"statuses,omitempty"`
 	// Spread maps a publish's send time to the latest delivery of it seen
 	// (fanout): the time the whole fan-out took.
-	Spread map[int64]int64 `json:"spread,omitempty"`
-	Errors    map[string]int64 `json:"errors,omitempty"`
+	Spread map[int64]int64  `json:"spread,omitempty"`
+	Errors map[string]int64 `json:"errors,omitempty"`
 }
 
 func (r *workerResult) addError(err error) {
