@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -53,10 +54,13 @@ const (
 // machine under -race.
 const ioWait = 10 * time.Second
 
+// claimsFor returns the claims of a ticket for user.
+func claimsFor(user string) ticket.Claims { return ticket.Claims{Subject: user} }
+
 // issueTicket returns the text form of a fresh ticket for user.
 func issueTicket(t testing.TB, store ticket.Store, user string) string {
 	t.Helper()
-	tk, err := store.Issue(ticket.Claims{Subject: user}, time.Now(), time.Minute)
+	tk, err := store.Issue(claimsFor(user), time.Now(), time.Minute)
 	if err != nil {
 		t.Fatalf("issue ticket: %v", err)
 	}
@@ -144,8 +148,10 @@ func rawDial(t testing.TB, addr string) *wsClient {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &wsClient{t: t, conn: conn, br: bufio.NewReaderSize(conn, 64<<10)}
+	return &wsClient{t: t, conn: conn, br: newReader(conn)}
 }
+
+func newReader(conn net.Conn) *bufio.Reader { return bufio.NewReaderSize(conn, 64<<10) }
 
 // upgradeRequest returns a valid upgrade request for path?ticket=tk with
 // the extra header lines (each "Name: value") appended.
@@ -170,6 +176,7 @@ type httpResponse struct {
 	status  int
 	headers map[string]string // canonical lower-case names
 	raw     string
+	body    []byte // Content-Length bytes after the head
 }
 
 // readResponse reads an HTTP response head (up to the blank line).
@@ -194,12 +201,30 @@ func (c *wsClient) readResponse() (httpResponse, error) {
 		r.raw += line
 		line = strings.TrimRight(line, "\r\n")
 		if line == "" {
-			return r, nil
+			return r, c.readBody(&r)
 		}
 		if name, value, ok := strings.Cut(line, ":"); ok {
 			r.headers[strings.ToLower(strings.TrimSpace(name))] = strings.TrimSpace(value)
 		}
 	}
+}
+
+// readBody reads the body that Content-Length announces (rejections carry
+// a short text body).
+func (c *wsClient) readBody(r *httpResponse) error {
+	cl, ok := r.headers["content-length"]
+	if !ok {
+		return nil
+	}
+	n, err := strconv.Atoi(cl)
+	if err != nil || n < 0 || n > 1<<20 {
+		return fmt.Errorf("Content-Length %q", cl)
+	}
+	r.body = make([]byte, n)
+	if _, err := io.ReadFull(c.br, r.body); err != nil {
+		return fmt.Errorf("body: %w", err)
+	}
+	return nil
 }
 
 // handshake sends a valid upgrade request (plus pipelined bytes, in the same
@@ -550,6 +575,8 @@ func describeEnd(err error) string {
 	switch {
 	case err == nil, errors.Is(err, io.EOF):
 		return "EOF"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "EOF inside a frame"
 	case errors.Is(err, syscall.ECONNRESET):
 		return "reset"
 	case isTimeout(err):
