@@ -1,0 +1,386 @@
+package auth
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/turnstile-push/turnstile/auth/ticket"
+)
+
+// Handler defaults.
+const (
+	DefaultTicketTTL    = 30 * time.Second
+	DefaultWSPort       = "8081"
+	DefaultWSPath       = "/ws"
+	DefaultMaxBodyBytes = 4 << 10
+)
+
+// HandlerConfig configures the /auth and /ws_ticket handlers. Tokens and
+// Store are required; every other zero value works.
+type HandlerConfig struct {
+	// Users checks /auth logins; nil makes /auth answer 404.
+	Users *Users
+	// Tokens signs /auth tokens and verifies /ws_ticket bearers.
+	Tokens *Tokens
+	// Store issues tickets.
+	Store ticket.Store
+	// TicketTTL is a ticket's lifetime; default 30s.
+	TicketTTL time.Duration
+	// WSURL is the public WebSocket URL handed out with tickets, e.g.
+	// "wss://push.example.com/ws" behind a proxy. Empty: derived per request
+	// as "ws://<request host without port>:<WSPort><WSPath>".
+	WSURL string
+	// WSPort and WSPath build the derived URL; defaults "8081" and "/ws".
+	WSPort, WSPath string
+	// Throttle limits failed logins.
+	Throttle ThrottleConfig
+	// MaxBodyBytes caps the /auth body (413 past it); default 4 KiB.
+	MaxBodyBytes int64
+	// ClientAddr names the client for throttling and ticket binding. Default:
+	// the host of r.RemoteAddr. X-Forwarded-For is spoofable and trusted only
+	// if this hook reads it (set it when behind a trusted proxy).
+	ClientAddr func(r *http.Request) string
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Logger gets one line per login and per refusal; never a password,
+	// token or ticket. Default: discard.
+	Logger *slog.Logger
+}
+
+// Stats are the handlers' counters since start.
+type Stats struct {
+	LoginsOK        uint64 // 200 from /auth
+	LoginsFailed    uint64 // 401 from /auth
+	LoginsThrottled uint64 // 429 from /auth
+	BadRequests     uint64 // 400, 405 and 413 from either handler
+	TicketsIssued   uint64 // 200 from /ws_ticket
+	TicketRefused   uint64 // 401 from /ws_ticket
+	TicketFailures  uint64 // 503 and 500 from /ws_ticket (store full or down)
+}
+
+// Handlers serves POST /auth and GET|POST /ws_ticket. Its handlers are safe
+// for concurrent requests; Stats is safe from any goroutine.
+type Handlers struct {
+	cfg      HandlerConfig
+	throttle *Throttle
+	// wsBase is cfg.WSURL plus "?", or "" to derive it per request.
+	wsBase string
+
+	loginsOK, loginsFailed, loginsThrottled, badRequests atomic.Uint64
+	ticketsIssued, ticketRefused, ticketFailures         atomic.Uint64
+}
+
+// NewHandlers checks cfg, fills in defaults and returns the handlers.
+func NewHandlers(cfg HandlerConfig) (*Handlers, error) {
+	if cfg.Tokens == nil {
+		return nil, ErrNoTokens
+	}
+	if cfg.Store == nil {
+		return nil, ErrNoStore
+	}
+	if cfg.TicketTTL == 0 {
+		cfg.TicketTTL = DefaultTicketTTL
+	}
+	if cfg.TicketTTL < 0 {
+		return nil, errors.New("auth: ticket TTL must be positive")
+	}
+	if cfg.WSPort == "" {
+		cfg.WSPort = DefaultWSPort
+	}
+	if cfg.WSPath == "" {
+		cfg.WSPath = DefaultWSPath
+	}
+	if !strings.HasPrefix(cfg.WSPath, "/") {
+		return nil, errors.New("auth: ws path must start with /")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.ClientAddr == nil {
+		cfg.ClientAddr = remoteHost
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Handlers{cfg: cfg, throttle: NewThrottle(cfg.Throttle, cfg.Now)}
+	if cfg.WSURL != "" {
+		u, err := url.Parse(cfg.WSURL)
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" ||
+			u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil {
+			return nil, ErrBadWSURL
+		}
+		h.wsBase = cfg.WSURL + "?"
+	}
+	return h, nil
+}
+
+// Stats returns the counters. Safe from any goroutine.
+func (h *Handlers) Stats() Stats {
+	return Stats{
+		LoginsOK:        h.loginsOK.Load(),
+		LoginsFailed:    h.loginsFailed.Load(),
+		LoginsThrottled: h.loginsThrottled.Load(),
+		BadRequests:     h.badRequests.Load(),
+		TicketsIssued:   h.ticketsIssued.Load(),
+		TicketRefused:   h.ticketRefused.Load(),
+		TicketFailures:  h.ticketFailures.Load(),
+	}
+}
+
+// Auth is POST /auth: {"user","pwd"} → {"token","expires"}.
+func (h *Handlers) Auth() http.Handler { return http.HandlerFunc(h.serveAuth) }
+
+// Ticket is GET|POST /ws_ticket with a bearer token → {"ticket","expires","url"}.
+func (h *Handlers) Ticket() http.Handler { return http.HandlerFunc(h.serveTicket) }
+
+type loginRequest struct {
+	User *string `json:"user"`
+	Pwd  *string `json:"pwd"`
+}
+
+type loginResponse struct {
+	Token   string `json:"token"`
+	Expires int64  `json:"expires"`
+}
+
+type ticketResponse struct {
+	Ticket  string `json:"ticket"`
+	Expires int64  `json:"expires"`
+	URL     string `json:"url"`
+}
+
+func (h *Handlers) serveAuth(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Users == nil {
+		writeError(w, http.StatusNotFound, "no logins on this server")
+		return
+	}
+	if r.Method != http.MethodPost {
+		h.badRequests.Add(1)
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed, use POST")
+		return
+	}
+	req, status, msg := decodeLogin(w, r, h.cfg.MaxBodyBytes)
+	if status != 0 {
+		h.badRequests.Add(1)
+		writeError(w, status, msg)
+		return
+	}
+	user, pwd, addr := *req.User, *req.Pwd, h.cfg.ClientAddr(r)
+	if len(pwd) > MaxPasswordBytes {
+		h.badRequests.Add(1)
+		writeError(w, http.StatusBadRequest, "password longer than 72 bytes")
+		return
+	}
+	if wait := h.throttle.Attempt(user, addr); wait > 0 {
+		h.loginsThrottled.Add(1)
+		h.cfg.Logger.Debug("login throttled", "addr", addr, "retry_after", wait)
+		w.Header().Set("Retry-After", retryAfter(wait))
+		writeError(w, http.StatusTooManyRequests, "too many failed logins, retry later")
+		return
+	}
+	if err := h.cfg.Users.Verify(user, pwd); err != nil {
+		h.loginsFailed.Add(1)
+		// The user name is not logged: people type passwords into it.
+		h.cfg.Logger.Info("login failed", "addr", addr)
+		writeError(w, http.StatusUnauthorized, "wrong user or password")
+		return
+	}
+	h.throttle.Succeeded(user, addr)
+	token, expires, err := h.cfg.Tokens.Sign(user)
+	if err != nil {
+		h.cfg.Logger.Error("cannot sign token", "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot issue token")
+		return
+	}
+	h.loginsOK.Add(1)
+	h.cfg.Logger.Info("login", "user", user, "addr", addr)
+	writeJSON(w, http.StatusOK, loginResponse{Token: token, Expires: expires.Unix()})
+}
+
+// decodeLogin reads one JSON object with exactly the fields user and pwd.
+// A non-zero status is the answer to send with msg.
+func decodeLogin(w http.ResponseWriter, r *http.Request, limit int64) (req loginRequest, status int, msg string) {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&req)
+	if err == nil {
+		// Exactly one value: anything after it but space is malformed.
+		if err = dec.Decode(&struct{}{}); err == io.EOF {
+			err = nil
+		} else if err == nil {
+			err = errors.New("trailing data")
+		}
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return req, http.StatusRequestEntityTooLarge, "body larger than " + strconv.FormatInt(limit, 10) + " bytes"
+	case err != nil:
+		return req, http.StatusBadRequest, `malformed body, want {"user":"…","pwd":"…"}`
+	case req.User == nil || *req.User == "":
+		return req, http.StatusBadRequest, "missing field: user"
+	case req.Pwd == nil:
+		return req, http.StatusBadRequest, "missing field: pwd"
+	}
+	return req, 0, ""
+}
+
+// Values of WWW-Authenticate (RFC 6750 section 3).
+const (
+	challengeMissing = `Bearer realm="turnstile"`
+	challengeInvalid = `Bearer realm="turnstile", error="invalid_token"`
+)
+
+func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		h.badRequests.Add(1)
+		w.Header().Set("Allow", "GET, POST")
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed, use GET or POST")
+		return
+	}
+	addr := h.cfg.ClientAddr(r)
+	authz := r.Header.Get("Authorization")
+	if authz == "" {
+		h.ticketRefused.Add(1)
+		w.Header().Set("WWW-Authenticate", challengeMissing)
+		writeError(w, http.StatusUnauthorized, "missing bearer token")
+		return
+	}
+	scheme, token, _ := strings.Cut(authz, " ")
+	token = strings.TrimLeft(token, " ")
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+		h.ticketRefused.Add(1)
+		w.Header().Set("WWW-Authenticate", challengeInvalid)
+		writeError(w, http.StatusUnauthorized, "malformed Authorization header, want Bearer <token>")
+		return
+	}
+	claims, err := h.cfg.Tokens.Verify(token)
+	if err != nil {
+		h.ticketRefused.Add(1)
+		h.cfg.Logger.Info("ticket refused", "addr", addr, "reason", tokenFailure(err))
+		w.Header().Set("WWW-Authenticate", challengeInvalid)
+		writeError(w, http.StatusUnauthorized, "invalid or expired token")
+		return
+	}
+	now := h.cfg.Now()
+	t, err := h.cfg.Store.Issue(ticket.Claims{
+		Subject:        claims.Subject,
+		SessionExpires: claims.Expires,
+		RemoteAddr:     addr,
+		Origin:         r.Header.Get("Origin"),
+	}, now, h.cfg.TicketTTL)
+	if err != nil {
+		h.ticketFailures.Add(1)
+		status, msg := http.StatusInternalServerError, "cannot issue ticket"
+		switch {
+		case errors.Is(err, ticket.ErrFull):
+			status, msg = http.StatusServiceUnavailable, "ticket store full, retry later"
+		case errors.Is(err, ticket.ErrUnavailable):
+			status, msg = http.StatusServiceUnavailable, "ticket store unavailable, retry later"
+		}
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		h.cfg.Logger.Warn("cannot issue ticket", "err", err)
+		writeError(w, status, msg)
+		return
+	}
+	text := t.String()
+	h.ticketsIssued.Add(1)
+	writeJSON(w, http.StatusOK, ticketResponse{
+		Ticket:  text,
+		Expires: now.Add(h.cfg.TicketTTL).Unix(),
+		URL:     h.wsURL(r) + "ticket=" + text,
+	})
+}
+
+// tokenFailure names why a token was refused, for logs: jwt's messages can
+// quote claim values, and nothing of a token belongs in a log.
+func tokenFailure(err error) string {
+	for _, r := range []struct {
+		err    error
+		reason string
+	}{
+		{ErrTokenTooLarge, "too large"},
+		{jwt.ErrTokenMalformed, "malformed"},
+		{jwt.ErrTokenSignatureInvalid, "bad signature or algorithm"},
+		{jwt.ErrTokenExpired, "expired"},
+		{jwt.ErrTokenNotValidYet, "not yet valid"},
+		{jwt.ErrTokenUsedBeforeIssued, "issued in the future"},
+		{jwt.ErrTokenInvalidIssuer, "wrong issuer"},
+		{jwt.ErrTokenInvalidAudience, "wrong audience"},
+		{jwt.ErrTokenRequiredClaimMissing, "missing claim"},
+	} {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
+	}
+	return "invalid"
+}
+
+// wsURL is the configured WebSocket URL or one derived from the request's
+// host, ending in "?" ready for the query.
+func (h *Handlers) wsURL(r *http.Request) string {
+	if h.wsBase != "" {
+		return h.wsBase
+	}
+	host := r.Host
+	if hp, _, err := net.SplitHostPort(host); err == nil {
+		host = hp
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "" {
+		// HTTP/1.0 without Host: the address the request came in on.
+		if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			host, _, _ = net.SplitHostPort(la.String())
+		}
+	}
+	return "ws://" + net.JoinHostPort(host, h.cfg.WSPort) + h.cfg.WSPath + "?"
+}
+
+// remoteHost is the IP of the TCP peer.
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// retryAfter is d in whole seconds, rounded up, at least 1.
+func retryAfter(d time.Duration) string {
+	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
+}
+
+// writeJSON answers with v. Every answer of these handlers may carry a token
+// or ticket, or a refusal that must not be cached in its place: no-store.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, errorBody{Error: msg})
+}
