@@ -160,7 +160,9 @@ func (s *Server) stop(ctx context.Context) error {
 	s.onEveryLoop(func(l *loop) { l.closeAll(true) })
 	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = s.eng.Stop(stopCtx)
+	// gnet's Stop polls every half second; Run returns as soon as the loops
+	// are down, so wait for that instead.
+	go func() { _ = s.eng.Stop(stopCtx) }()
 	select {
 	case <-s.done:
 	case <-stopCtx.Done():

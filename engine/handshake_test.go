@@ -1,0 +1,224 @@
+package engine
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// admissionCases cover every row of DESIGN 1.3's table. A case with a
+// ticket gets a fresh valid one; spent says whether it must be used up.
+var admissionCases = []struct {
+	name    string
+	cfg     Config
+	request func(tk string) string
+	status  int
+	header  string // a response header line that must be present
+	reason  RejectReason
+	spent   bool
+}{
+	{"valid", Config{}, func(tk string) string { return upgradeRequest("/ws", tk, "") }, 101, "", 0, true},
+	{"not GET", Config{}, func(tk string) string {
+		return strings.Replace(upgradeRequest("/ws", tk, ""), "GET", "POST", 1)
+	}, 400, "", RejectBadRequest, false},
+	{"malformed request line", Config{}, func(tk string) string {
+		return strings.Replace(upgradeRequest("/ws", tk, ""), " HTTP/1.1", "", 1)
+	}, 400, "", RejectBadRequest, false},
+	{"malformed header", Config{}, func(tk string) string { return upgradeRequest("/ws", tk, "NoColonHere\r\n") }, 400, "", RejectBadRequest, false},
+	{"missing Upgrade", Config{}, func(tk string) string {
+		return strings.Replace(upgradeRequest("/ws", tk, ""), "Upgrade: websocket\r\n", "", 1)
+	}, 400, "", RejectBadRequest, false},
+	{"missing Connection", Config{}, func(tk string) string {
+		return strings.Replace(upgradeRequest("/ws", tk, ""), "Connection: Upgrade\r\n", "", 1)
+	}, 400, "", RejectBadRequest, false},
+	{"missing key", Config{}, func(tk string) string {
+		return strings.Replace(upgradeRequest("/ws", tk, ""), "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "", 1)
+	}, 400, "", RejectBadRequest, false},
+	{"version 8", Config{}, func(tk string) string {
+		return strings.Replace(upgradeRequest("/ws", tk, ""), "Version: 13", "Version: 8", 1)
+	}, 426, "Sec-Websocket-Version: 13", RejectVersion, false},
+	{"other path", Config{}, func(tk string) string { return upgradeRequest("/other", tk, "") }, 404, "", RejectNotFound, false},
+	{"path prefix", Config{}, func(tk string) string { return upgradeRequest("/ws/x", tk, "") }, 404, "", RejectNotFound, false},
+	{"header too large", Config{MaxHeaderBytes: 1024}, func(tk string) string {
+		return upgradeRequest("/ws", tk, "X-Pad: "+strings.Repeat("a", 1024)+"\r\n")
+	}, 431, "", RejectHeaderTooLarge, false},
+	{"header at the limit", Config{MaxHeaderBytes: 1024}, func(tk string) string {
+		r := upgradeRequest("/ws", tk, "X-Pad: \r\n")
+		return upgradeRequest("/ws", tk, "X-Pad: "+strings.Repeat("a", 1024-len(r))+"\r\n")
+	}, 101, "", 0, true},
+	{"origin with empty allow-list", Config{}, func(tk string) string {
+		return upgradeRequest("/ws", tk, "Origin: https://app.example\r\n")
+	}, 403, "", RejectOrigin, false},
+	{"origin not listed", Config{Origins: []string{"https://app.example"}}, func(tk string) string {
+		return upgradeRequest("/ws", tk, "Origin: https://evil.example\r\n")
+	}, 403, "", RejectOrigin, false},
+	{"origin scheme differs", Config{Origins: []string{"https://app.example"}}, func(tk string) string {
+		return upgradeRequest("/ws", tk, "Origin: http://app.example\r\n")
+	}, 403, "", RejectOrigin, false},
+	{"origin listed", Config{Origins: []string{"https://a.example", "https://app.example"}}, func(tk string) string {
+		return upgradeRequest("/ws", tk, "Origin: https://app.example\r\n")
+	}, 101, "", 0, true},
+	{"origin star", Config{Origins: []string{"*"}}, func(tk string) string {
+		return upgradeRequest("/ws", tk, "Origin: https://any.example\r\n")
+	}, 101, "", 0, true},
+	{"no origin, list set", Config{Origins: []string{"https://app.example"}}, func(tk string) string {
+		return upgradeRequest("/ws", tk, "")
+	}, 101, "", 0, true},
+	{"ticket missing", Config{}, func(string) string { return upgradeRequest("/ws", "", "") }, 401, "", RejectTicket, false},
+	{"ticket malformed", Config{}, func(tk string) string { return upgradeRequest("/ws", tk[:20]+"!!", "") }, 401, "", RejectTicket, false},
+	{"ticket short", Config{}, func(tk string) string { return upgradeRequest("/ws", tk[:21], "") }, 401, "", RejectTicket, false},
+	{"ticket unknown", Config{}, func(string) string { return upgradeRequest("/ws", "ZZZZZZZZZZZZZZZZZZZZZZ", "") }, 401, "", RejectTicket, false},
+	{"ticket among other params", Config{}, func(tk string) string {
+		return upgradeRequest("/ws", "x&a=b", "")[:0] + strings.Replace(upgradeRequest("/ws", "", ""), "/ws", "/ws?a=b&ticket="+tk+"&c=d", 1)
+	}, 101, "", 0, true},
+}
+
+func TestAdmissionTable(t *testing.T) {
+	for _, tc := range admissionCases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, st := startServer(t, tc.cfg)
+			tk := st.add("maggie")
+			conn := dial(t, s)
+			if _, err := io.WriteString(conn, tc.request(tk)); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(conn)
+			resp := readResponse(t, br)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if spent := !st.has(tk); spent != tc.spent {
+				t.Errorf("ticket spent = %v, want %v", spent, tc.spent)
+			}
+			if tc.status == 101 {
+				readFrame(t, br) // welcome
+				return
+			}
+			if !resp.Close { // net/http moves "Connection: close" here
+				t.Error("response lacks Connection: close")
+			}
+			if tc.header != "" {
+				k, v, _ := strings.Cut(tc.header, ": ")
+				if resp.Header.Get(k) != v {
+					t.Errorf("header %s = %q, want %q", k, resp.Header.Get(k), v)
+				}
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if len(body) == 0 {
+				t.Error("empty body")
+			}
+			expectEOF(t, br)
+			if got := s.Stats().Rejected[tc.reason]; got != 1 {
+				t.Errorf("Rejected[%s] = %d, want 1", tc.reason, got)
+			}
+		})
+	}
+}
+
+func TestAdmissionCapacity(t *testing.T) {
+	s, st := startServer(t, Config{MaxConns: 1})
+	connect(t, s, st, "maggie")
+	tk := st.add("maggie")
+	conn := dial(t, s)
+	io.WriteString(conn, upgradeRequest("/ws", tk, ""))
+	br := bufio.NewReader(conn)
+	if resp := readResponse(t, br); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503", resp.StatusCode)
+	}
+	if !st.has(tk) {
+		t.Fatal("a ticket refused for capacity was spent")
+	}
+	if got := s.Stats().Rejected[RejectCapacity]; got != 1 {
+		t.Fatalf("Rejected[capacity] = %d", got)
+	}
+}
+
+func TestAdmissionReplay(t *testing.T) {
+	s, st := startServer(t, Config{})
+	tk := st.add("maggie")
+	for i, want := range []int{101, 401} {
+		conn := dial(t, s)
+		io.WriteString(conn, upgradeRequest("/ws", tk, ""))
+		if resp := readResponse(t, bufio.NewReader(conn)); resp.StatusCode != want {
+			t.Fatalf("use %d: status %d, want %d", i+1, resp.StatusCode, want)
+		}
+	}
+}
+
+func TestAdmissionOneTicketManyConnections(t *testing.T) {
+	s, st := startServer(t, Config{})
+	tk := st.add("maggie")
+	const n = 50
+	var wg sync.WaitGroup
+	statuses := make(chan int, n)
+	start := make(chan struct{})
+	for range n {
+		conn := dial(t, s)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			io.WriteString(conn, upgradeRequest("/ws", tk, ""))
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			statuses <- resp.StatusCode
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for st := range statuses {
+		count[st]++
+	}
+	if count[101] != 1 || count[401] != n-1 {
+		t.Fatalf("statuses %v, want one 101 and %d 401", count, n-1)
+	}
+}
+
+// The deadline is fixed from accept: bytes trickling in do not extend it.
+func TestHandshakeDeadline(t *testing.T) {
+	const timeout = 600 * time.Millisecond
+	s, st := startServer(t, Config{HandshakeTimeout: timeout})
+	req := upgradeRequest("/ws", st.add("maggie"), "")
+	conn := dial(t, s)
+	start := time.Now()
+	closed := make(chan time.Duration, 1)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				closed <- time.Since(start)
+				return
+			}
+		}
+	}()
+	var elapsed time.Duration
+	func() {
+		for i := 0; i < len(req)-1; i++ { // never the last byte
+			select {
+			case elapsed = <-closed:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := conn.Write([]byte{req[i]}); err != nil {
+				elapsed = <-closed
+				return
+			}
+		}
+		t.Fatal("whole request sent without the server closing")
+	}()
+	if elapsed < timeout {
+		t.Fatalf("closed after %v, before the %v deadline", elapsed, timeout)
+	}
+	if got := s.Stats().Rejected[RejectTimeout]; got != 1 {
+		t.Fatalf("Rejected[timeout] = %d", got)
+	}
+}
