@@ -205,3 +205,19 @@ func TestThrottleDisabled(t *testing.T) {
 		}
 	}
 }
+
+// The cost of a throttle check on every login, parallel, many addresses.
+func BenchmarkThrottleAttempt(b *testing.B) {
+	th := NewThrottle(ThrottleConfig{}, nil)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			addr := "10.0." + strconv.Itoa(i>>8&255) + "." + strconv.Itoa(i&255)
+			if th.Attempt("maggie", addr) == 0 {
+				th.Succeeded("maggie", addr)
+			}
+		}
+	})
+}

@@ -175,12 +175,15 @@ func (t *Tokens) Sign(sub string) (token string, expires time.Time, err error) {
 	return token, expires, nil
 }
 
+// errTooLarge is built once: refusing a huge token must cost next to nothing.
+var errTooLarge = fmt.Errorf("%w: %w", ErrInvalidToken, ErrTokenTooLarge)
+
 // Verify checks token's size, algorithm, signature, exp (required), nbf and
 // iat (if present), iss, aud and sub (required), and returns its claims.
 // Every failure wraps ErrInvalidToken. Safe to call from many goroutines.
 func (t *Tokens) Verify(token string) (Claims, error) {
 	if len(token) > MaxTokenBytes {
-		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, ErrTokenTooLarge)
+		return Claims{}, errTooLarge
 	}
 	var rc jwt.RegisteredClaims
 	_, err := t.parser.ParseWithClaims(token, &rc, t.key)
