@@ -19,7 +19,7 @@ var knownServers = map[string]string{
 	"turnstile": "turnstile",
 	"gorilla":   "peer-gorilla",
 	"gobwas":    "peer-gobwas",
-	"gws":       "peer-gws",
+	"nbio":      "peer-nbio",
 }
 
 // maxConnsPerWorker leaves a worker room under the 20,000 fd limit for its
@@ -30,7 +30,7 @@ const maxConnsPerWorker = 18000
 // DefaultConfig and ParseFlags give a working one.
 type Config struct {
 	Scenarios []string // connect, reject, fanout, churn, echo
-	Servers   []string // servers to start in turn: turnstile, gorilla, gobwas, gws
+	Servers   []string // servers to start in turn: turnstile, gorilla, gobwas, nbio
 	BinDir    string   // where the server binaries are
 
 	// A running server, used when Servers is empty.
@@ -43,8 +43,9 @@ type Config struct {
 	User       string
 	Password   string
 
-	Conns    int           // connections (connect, fanout, echo), in flight (reject, churn)
+	Conns    int           // connections to open and hold (connect, fanout, echo)
 	Rate     float64       // connects per second over all workers; 0: as fast as possible
+	InFlight int           // most unanswered handshakes over all workers
 	Hold     time.Duration // how long connect holds its connections
 	Duration time.Duration // how long reject, churn and echo run
 	Messages int           // fanout: publishes
@@ -67,6 +68,7 @@ func DefaultConfig() Config {
 		User:      "maggie",
 		Password:  "secret",
 		Conns:     1000,
+		InFlight:  256,
 		Hold:      3 * time.Second,
 		Duration:  5 * time.Second,
 		Messages:  20,
@@ -84,7 +86,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("turnstile-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	scenarios := fs.String("scenario", strings.Join(c.Scenarios, ","), "comma list of scenarios: connect, reject, fanout, churn, echo")
-	servers := fs.String("servers", "", "comma list of servers to start in turn on loopback (turnstile, gorilla, gobwas, gws); ratios are turnstile/peer")
+	servers := fs.String("servers", "", "comma list of servers to start in turn on loopback (turnstile, gorilla, gobwas, nbio); ratios are turnstile/peer")
 	fs.StringVar(&c.BinDir, "bin", c.BinDir, "directory holding turnstile and peer-<name> binaries")
 	fs.StringVar(&c.HTTPAddr, "http", "", "HTTP API address of a running server (without -servers)")
 	fs.StringVar(&c.WSAddr, "ws", "", "WebSocket address of a running server (without -servers)")
@@ -93,8 +95,9 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.PublishKey, "publish-key", "", "publish key of a running server (default $TURNSTILE_PUBLISH_KEY; generated for started servers)")
 	fs.StringVar(&c.User, "user", c.User, "user for /auth")
 	fs.StringVar(&c.Password, "password", c.Password, "password for /auth")
-	fs.IntVar(&c.Conns, "conns", c.Conns, "connections (connect, fanout, echo) or connections in flight (reject, churn)")
+	fs.IntVar(&c.Conns, "conns", c.Conns, "connections to open and hold (connect, fanout, echo)")
 	fs.Float64Var(&c.Rate, "rate", c.Rate, "connects per second over all workers; 0: as fast as possible")
+	fs.IntVar(&c.InFlight, "in-flight", c.InFlight, "most unanswered handshakes at once over all workers (the storm's width for reject and churn)")
 	fs.DurationVar(&c.Hold, "hold", c.Hold, "connect: how long to hold the connections once open")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "reject, churn, echo: how long to run")
 	fs.IntVar(&c.Messages, "messages", c.Messages, "fanout: number of publishes")
@@ -158,6 +161,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Conns < 1:
 		return fmt.Errorf("load: -conns must be at least 1, not %d", c.Conns)
+	case c.InFlight < 1:
+		return fmt.Errorf("load: -in-flight must be at least 1, not %d", c.InFlight)
 	case c.Rate < 0:
 		return fmt.Errorf("load: -rate must not be negative")
 	case c.Sources < 1 || c.Sources > 250:

@@ -15,10 +15,6 @@ import (
 // as failed.
 const handshakeTimeout = 10 * time.Second
 
-// inFlightPerWorker caps unanswered dials per worker in the connection
-// scenarios, so that -rate 0 measures throughput, not SYN backlog overflow.
-const inFlightPerWorker = 256
-
 // Run performs every scenario against every server, one server at a time,
 // writes progress to stderr and the results table to stdout, and writes
 // JSON when cfg.JSONPath is set. It stops by itself within about
@@ -127,11 +123,16 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 	}
 	defer co.kill()
 	for i := range n {
+		// The in-flight cap makes -rate 0 measure throughput rather than
+		// the listen backlog overflowing.
 		j := job{
 			Scenario: sc, ID: i, HTTPAddr: t.httpAddr, WSAddr: t.wsAddr, WSPath: cfg.WSPath,
 			Token: token, Sources: sourcesFor(i, n, cfg.Sources), Conns: share(cfg.Conns, n, i),
-			Rate: cfg.Rate / float64(n), InFlight: inFlightPerWorker, Duration: cfg.Duration,
+			Rate: cfg.Rate / float64(n), InFlight: max(1, share(cfg.InFlight, n, i)), Duration: cfg.Duration,
 			EchoSize: cfg.EchoSize, HSTimeout: handshakeTimeout, Deadline: deadline.Add(15 * time.Second).UnixNano(),
+		}
+		if sc == "reject" || sc == "churn" {
+			j.Conns = j.InFlight
 		}
 		if j.Conns == 0 {
 			continue

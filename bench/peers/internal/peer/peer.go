@@ -11,13 +11,11 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,64 +128,20 @@ func (s *Server) ServeHTTPAPI() error {
 	if err != nil {
 		return err
 	}
+	_, port, _ := net.SplitHostPort(s.cfg.WSAddr)
+	api, err := auth.NewHandlers(auth.HandlerConfig{
+		Users: s.users, Tokens: s.tokens, Store: s.tickets,
+		TicketTTL: s.cfg.TicketTTL, WSPort: port, WSPath: s.cfg.WSPath,
+	})
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/auth", s.handleAuth)
-	mux.HandleFunc("/ws_ticket", s.handleTicket)
+	mux.Handle("/auth", api.Auth())
+	mux.Handle("/ws_ticket", api.Ticket())
 	mux.Handle("/publish", pub)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	return http.ListenAndServe(s.cfg.HTTPAddr, mux)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "POST only"})
-		return
-	}
-	var in struct{ User, Pwd string }
-	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&in); err != nil || in.User == "" || in.Pwd == "" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want {\"user\":…,\"pwd\":…}"})
-		return
-	}
-	if s.users.Verify(in.User, in.Pwd) != nil {
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "wrong user or password"})
-		return
-	}
-	tok, exp, err := s.tokens.Sign(in.User)
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "cannot sign"})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "expires": exp.Unix()})
-}
-
-func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request) {
-	bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	claims, err := s.tokens.Verify(bearer)
-	if !ok || err != nil {
-		w.Header().Set("WWW-Authenticate", "Bearer")
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid token"})
-		return
-	}
-	now := time.Now()
-	t, err := s.tickets.Issue(ticket.Claims{Subject: claims.Subject, SessionExpires: claims.Expires}, now, s.cfg.TicketTTL)
-	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "ticket store full"})
-		return
-	}
-	_, port, _ := net.SplitHostPort(s.cfg.WSAddr)
-	host, _, err := net.SplitHostPort(r.Host)
-	if err != nil {
-		host = r.Host
-	}
-	url := fmt.Sprintf("ws://%s%s?ticket=%s", net.JoinHostPort(host, port), s.cfg.WSPath, t.String())
-	writeJSON(w, http.StatusOK, map[string]any{"ticket": t.String(), "expires": now.Add(s.cfg.TicketTTL).Unix(), "url": url})
 }
 
 // Sender is one connection as the hub sees it.
