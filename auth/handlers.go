@@ -59,13 +59,14 @@ type HandlerConfig struct {
 
 // Stats are the handlers' counters since start.
 type Stats struct {
-	LoginsOK        uint64 // 200 from /auth
-	LoginsFailed    uint64 // 401 from /auth
-	LoginsThrottled uint64 // 429 from /auth
-	BadRequests     uint64 // 400, 405 and 413 from either handler
-	TicketsIssued   uint64 // 200 from /ws_ticket
-	TicketRefused   uint64 // 401 from /ws_ticket
-	TicketFailures  uint64 // 503 and 500 from /ws_ticket (store full or down)
+	LoginsOK            uint64 // 200 from /auth
+	LoginsFailed        uint64 // 401 from /auth
+	LoginsThrottled     uint64 // 429 from /auth
+	LoginsBadRequest    uint64 // 400, 405 and 413 from /auth
+	TicketsIssued       uint64 // 200 from /ws_ticket
+	TicketsRefused      uint64 // 401 from /ws_ticket (no or bad token)
+	TicketIssueFailures uint64 // 503 and 500 from /ws_ticket (store full or down)
+	TicketsBadRequest   uint64 // 405 from /ws_ticket
 }
 
 // Handlers serves POST /auth and GET|POST /ws_ticket. Its handlers are safe
@@ -76,11 +77,12 @@ type Handlers struct {
 	// wsBase is cfg.WSURL plus "?", or "" to derive it per request.
 	wsBase string
 
-	loginsOK, loginsFailed, loginsThrottled, badRequests atomic.Uint64
-	ticketsIssued, ticketRefused, ticketFailures         atomic.Uint64
+	loginsOK, loginsFailed, loginsThrottled, loginsBadRequest        atomic.Uint64
+	ticketsIssued, ticketsRefused, ticketFailures, ticketsBadRequest atomic.Uint64
 }
 
-// NewHandlers checks cfg, fills in defaults and returns the handlers.
+// NewHandlers checks cfg, fills in defaults and returns the handlers. It
+// keeps cfg's Users, Tokens and Store, which must be safe for concurrent use.
 func NewHandlers(cfg HandlerConfig) (*Handlers, error) {
 	if cfg.Tokens == nil {
 		return nil, ErrNoTokens
@@ -130,20 +132,24 @@ func NewHandlers(cfg HandlerConfig) (*Handlers, error) {
 // Stats returns the counters. Safe from any goroutine.
 func (h *Handlers) Stats() Stats {
 	return Stats{
-		LoginsOK:        h.loginsOK.Load(),
-		LoginsFailed:    h.loginsFailed.Load(),
-		LoginsThrottled: h.loginsThrottled.Load(),
-		BadRequests:     h.badRequests.Load(),
-		TicketsIssued:   h.ticketsIssued.Load(),
-		TicketRefused:   h.ticketRefused.Load(),
-		TicketFailures:  h.ticketFailures.Load(),
+		LoginsOK:            h.loginsOK.Load(),
+		LoginsFailed:        h.loginsFailed.Load(),
+		LoginsThrottled:     h.loginsThrottled.Load(),
+		LoginsBadRequest:    h.loginsBadRequest.Load(),
+		TicketsIssued:       h.ticketsIssued.Load(),
+		TicketsRefused:      h.ticketsRefused.Load(),
+		TicketIssueFailures: h.ticketFailures.Load(),
+		TicketsBadRequest:   h.ticketsBadRequest.Load(),
 	}
 }
 
-// Auth is POST /auth: {"user","pwd"} → {"token","expires"}.
+// Auth is POST /auth: {"user","pwd"} → {"token","expires"}. The handler
+// serves concurrent requests; Auth may be called from any goroutine.
 func (h *Handlers) Auth() http.Handler { return http.HandlerFunc(h.serveAuth) }
 
 // Ticket is GET|POST /ws_ticket with a bearer token → {"ticket","expires","url"}.
+// The handler serves concurrent requests; Ticket may be called from any
+// goroutine.
 func (h *Handlers) Ticket() http.Handler { return http.HandlerFunc(h.serveTicket) }
 
 type loginRequest struct {
@@ -168,20 +174,20 @@ func (h *Handlers) serveAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != http.MethodPost {
-		h.badRequests.Add(1)
+		h.loginsBadRequest.Add(1)
 		w.Header().Set("Allow", http.MethodPost)
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed, use POST")
 		return
 	}
 	req, status, msg := decodeLogin(w, r, h.cfg.MaxBodyBytes)
 	if status != 0 {
-		h.badRequests.Add(1)
+		h.loginsBadRequest.Add(1)
 		writeError(w, status, msg)
 		return
 	}
 	user, pwd, addr := *req.User, *req.Pwd, h.cfg.ClientAddr(r)
 	if len(pwd) > MaxPasswordBytes {
-		h.badRequests.Add(1)
+		h.loginsBadRequest.Add(1)
 		writeError(w, http.StatusBadRequest, "password longer than 72 bytes")
 		return
 	}
@@ -247,7 +253,7 @@ const (
 
 func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		h.badRequests.Add(1)
+		h.ticketsBadRequest.Add(1)
 		w.Header().Set("Allow", "GET, POST")
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed, use GET or POST")
 		return
@@ -255,7 +261,7 @@ func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 	addr := h.cfg.ClientAddr(r)
 	authz := r.Header.Get("Authorization")
 	if authz == "" {
-		h.ticketRefused.Add(1)
+		h.ticketsRefused.Add(1)
 		w.Header().Set("WWW-Authenticate", challengeMissing)
 		writeError(w, http.StatusUnauthorized, "missing bearer token")
 		return
@@ -263,14 +269,14 @@ func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 	scheme, token, _ := strings.Cut(authz, " ")
 	token = strings.TrimLeft(token, " ")
 	if !strings.EqualFold(scheme, "Bearer") || token == "" {
-		h.ticketRefused.Add(1)
+		h.ticketsRefused.Add(1)
 		w.Header().Set("WWW-Authenticate", challengeInvalid)
 		writeError(w, http.StatusUnauthorized, "malformed Authorization header, want Bearer <token>")
 		return
 	}
 	claims, err := h.cfg.Tokens.Verify(token)
 	if err != nil {
-		h.ticketRefused.Add(1)
+		h.ticketsRefused.Add(1)
 		h.cfg.Logger.Info("ticket refused", "addr", addr, "reason", tokenFailure(err))
 		w.Header().Set("WWW-Authenticate", challengeInvalid)
 		writeError(w, http.StatusUnauthorized, "invalid or expired token")

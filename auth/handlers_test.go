@@ -156,6 +156,20 @@ func TestAuthHandler(t *testing.T) {
 			}
 		})
 	}
+	var want Stats
+	for _, c := range authCases {
+		switch c.status {
+		case 200:
+			want.LoginsOK++
+		case 401:
+			want.LoginsFailed++
+		default:
+			want.LoginsBadRequest++
+		}
+	}
+	if got := f.h.Stats(); got != want {
+		t.Errorf("stats = %+v, want %+v", got, want)
+	}
 }
 
 func TestAuthNoUsersIs404(t *testing.T) {
@@ -341,7 +355,7 @@ func TestTicketHandler(t *testing.T) {
 		})
 	}
 	st := f.h.Stats()
-	if st.TicketsIssued != 3 || st.TicketRefused != 6 || st.TicketFailures != 3 || st.BadRequests != 2 {
+	if st.TicketsIssued != 3 || st.TicketsRefused != 6 || st.TicketIssueFailures != 3 || st.TicketsBadRequest != 2 || st.LoginsBadRequest != 0 {
 		t.Errorf("stats = %+v", st)
 	}
 }

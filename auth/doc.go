@@ -1,0 +1,11 @@
+// Package auth decides who may ask for a WebSocket ticket: it checks logins
+// against an htpasswd file of bcrypt hashes (users.go, password.go),
+// throttles failed logins (throttle.go), signs and strictly verifies JWTs
+// (token.go), and serves POST /auth and GET|POST /ws_ticket (handlers.go).
+//
+// Everything here may block for milliseconds (bcrypt, signatures), so it runs
+// on HTTP goroutines and must never be called from an event loop. The package
+// must never log a password, a token or a ticket (jwt's error texts can quote
+// claims, so refusals are logged by category only), and never accept a token
+// whose algorithm, issuer, audience or expiry it did not check.
+package auth
