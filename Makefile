@@ -27,5 +27,25 @@ vet:
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# Micro-benchmarks of the main module, output ready for benchstat:
+#   make bench && cp bench/results/bench.txt old.txt; …; benchstat old.txt bench/results/bench.txt
+# Narrow with BENCH=Redeem PKGS=./auth/... COUNT=3.
+bench:
+	@mkdir -p bench/results
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) -timeout 60m $(PKGS) | tee bench/results/bench.txt
+
+# About 60 s side by side on loopback, turnstile against the gorilla peer:
+# a reject storm, 10k idle connections, fan-out to 10k. One table, ratios
+# turnstile/gorilla; JSON in bench/results/load.json. See bench/README.md.
+LOAD_SERVERS ?= turnstile,gorilla
+load:
+	$(GO) build -o bin/turnstile ./cmd/turnstile
+	$(GO) build -o bin/turnstile-load ./cmd/turnstile-load
+	cd bench/peers && for p in gorilla gobwas nbio; do $(GO) build -o ../../bin/peer-$$p ./$$p || exit 1; done
+	@mkdir -p bench/results
+	bin/turnstile-load -servers $(LOAD_SERVERS) -scenario reject,connect,fanout \
+		-conns 10000 -in-flight 256 -duration 5s -hold 2s -messages 20 -interval 100ms \
+		-json bench/results/load.json | tee bench/results/load.txt
+
 clean:
 	rm -rf bin
