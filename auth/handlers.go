@@ -52,8 +52,9 @@ type HandlerConfig struct {
 	ClientAddr func(r *http.Request) string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
-	// Logger gets one line per login and per refusal; never a password,
-	// token or ticket. Default: discard.
+	// Logger gets a line per login (info; failures are bcrypt-bound) and per
+	// throttled login or refused token (debug: an attacker sets their rate).
+	// Never a password, token or ticket. Default: discard.
 	Logger *slog.Logger
 }
 
@@ -277,7 +278,7 @@ func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 	claims, err := h.cfg.Tokens.Verify(token)
 	if err != nil {
 		h.ticketsRefused.Add(1)
-		h.cfg.Logger.Info("ticket refused", "addr", addr, "reason", tokenFailure(err))
+		h.cfg.Logger.Debug("ticket refused", "addr", addr, "reason", tokenFailure(err))
 		w.Header().Set("WWW-Authenticate", challengeInvalid)
 		writeError(w, http.StatusUnauthorized, "invalid or expired token")
 		return

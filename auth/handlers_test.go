@@ -496,3 +496,57 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// The whole path over a real loopback HTTP server: login, then a ticket that
+// the real store redeems, with the ws URL derived from the request's host.
+func TestLoginToTicketOverHTTP(t *testing.T) {
+	store := ticket.NewMap(ticket.MapConfig{Capacity: 16})
+	wallClock, err := NewHS256([]byte(strings.Repeat("k", MinSecretBytes)), TokenConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(c *HandlerConfig) { c.Store, c.Tokens, c.Now = store, wallClock, nil })
+	mux := http.NewServeMux()
+	mux.Handle("/auth", f.h.Auth())
+	mux.Handle("/ws_ticket", f.h.Ticket())
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	client := &http.Client{Timeout: 10 * time.Second}
+
+	resp, err := client.Post(srv.URL+"/auth", "application/json", strings.NewReader(`{"user":"maggie","pwd":"secret"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var login loginResponse
+	json.NewDecoder(resp.Body).Decode(&login)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || login.Token == "" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("/auth: %d %+v %v", resp.StatusCode, login, resp.Header)
+	}
+
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/ws_ticket", nil)
+	req.Header.Set("Authorization", "Bearer "+login.Token)
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr ticketResponse
+	json.NewDecoder(resp.Body).Decode(&tr)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || tr.URL != "ws://127.0.0.1:8081/ws?ticket="+tr.Ticket {
+		t.Fatalf("/ws_ticket: %d %+v", resp.StatusCode, tr)
+	}
+	if c, err := store.Redeem([]byte(tr.Ticket), time.Now()); err != nil || c.Subject != "maggie" || c.RemoteAddr != "127.0.0.1" {
+		t.Fatalf("Redeem = %+v, %v", c, err)
+	}
+
+	// An oversized body is cut off with 413, not read to the end.
+	resp, err = client.Post(srv.URL+"/auth", "application/json", strings.NewReader(`{"user":"`+strings.Repeat("x", 1<<20)+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 413 {
+		t.Errorf("1 MB body: status %d, want 413", resp.StatusCode)
+	}
+}

@@ -51,6 +51,7 @@ type Claims struct {
 
 // Tokens signs and verifies JWTs with one algorithm, HS256 or EdDSA, and
 // accepts no other. Sign and Verify are safe to call from many goroutines.
+// Make one with NewHS256, NewEdDSA or LoadEdDSAKeyFile.
 type Tokens struct {
 	cfg       TokenConfig
 	method    jwt.SigningMethod

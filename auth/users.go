@@ -14,7 +14,8 @@ import (
 
 // Users is the set of accounts that may log in: bcrypt hashes from an
 // htpasswd file (or the single -dev user). Verify is safe to call from many
-// goroutines at once, also while Reload swaps in a new set.
+// goroutines at once, also while Reload swaps in a new set. Make one with
+// LoadUsers or DevUsers; the zero value is not usable.
 type Users struct {
 	path string
 	set  atomic.Pointer[userSet]
