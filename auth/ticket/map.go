@@ -19,11 +19,14 @@ import (
 // an entry simply stores nil (no tombstones), and any lookup — hit, miss or
 // attacker-chosen — costs at most window slot reads.
 //
-// Progress: Redeem is wait-free (at most window loads, at most one CAS, one
-// counter add). Issue is lock-free and bounded: a few attempts, each at most
-// window CASes, plus one incremental sweep of at most fullSweepBudget slots
-// when its shard is full. Sweep is wait-free for its budget. Nothing ever
-// waits for another goroutine.
+// Progress: every operation finishes in a bounded number of its own steps,
+// whatever other goroutines do (wait-free): Redeem takes at most window slot
+// loads, one CAS and one counter add; Sweep takes its budget of slots; Issue
+// makes at most issueAttempts probes of window slots, plus at most one sweep
+// of fullSweepBudget slots per full shard it meets. The price of bounding
+// Issue is that it may answer ErrFull a little early under contention (a
+// lost CAS moves it on rather than retrying forever). Nothing ever waits for
+// another goroutine or takes a mutex.
 //
 // Capacity: at most Capacity tickets are live (issued, not yet redeemed and
 // not yet reclaimed) at any moment. The capacity is split evenly across
@@ -182,13 +185,19 @@ func (m *Map) locate(t *Ticket) (*shard, uint64) {
 }
 
 // Issue stores c under a fresh ticket valid while now < now+ttl and returns
-// the ticket. It allocates one entry. It fails with ErrFull when the Map holds
+// the ticket. A ticket never outlives the session it was traded for: when
+// c.SessionExpires is set and earlier, the ticket expires then. A ttl ≤ 0
+// issues a ticket that never redeems. It allocates one entry. It fails with ErrFull when the Map holds
 // its Capacity of live tickets (or, rarely, a little before: see Map), and
 // with the crypto/rand error if randomness fails. Safe for concurrent use;
 // lock-free.
 func (m *Map) Issue(c Claims, now time.Time, ttl time.Duration) (Ticket, error) {
 	nowNano := now.UnixNano()
-	e := &entry{expires: now.Add(ttl).UnixNano(), claims: c}
+	expires := now.Add(ttl)
+	if !c.SessionExpires.IsZero() && c.SessionExpires.Before(expires) {
+		expires = c.SessionExpires
+	}
+	e := &entry{expires: expires.UnixNano(), claims: c}
 	for range issueAttempts {
 		t, err := New()
 		if err != nil {

@@ -423,3 +423,22 @@ func TestNewMapConfig(t *testing.T) {
 		}()
 	}
 }
+
+func TestTicketNeverOutlivesSession(t *testing.T) {
+	m := NewMap(MapConfig{Capacity: 8})
+	session := Claims{Subject: "maggie", SessionExpires: t0.Add(5 * time.Second)}
+	tk := mustIssue(t, m, session, t0, 30*time.Second)
+	if _, err := m.Redeem(text(tk), t0.Add(5*time.Second)); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Redeem at session expiry, before ticket TTL: err = %v; want ErrInvalid", err)
+	}
+	tk = mustIssue(t, m, session, t0, 30*time.Second)
+	if _, err := m.Redeem(text(tk), t0.Add(4*time.Second)); err != nil {
+		t.Fatalf("Redeem before session expiry: %v", err)
+	}
+	// A session that outlives the TTL leaves the TTL in charge.
+	long := Claims{Subject: "maggie", SessionExpires: t0.Add(time.Hour)}
+	tk = mustIssue(t, m, long, t0, 30*time.Second)
+	if _, err := m.Redeem(text(tk), t0.Add(30*time.Second)); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Redeem at TTL with a long session: err = %v; want ErrInvalid", err)
+	}
+}

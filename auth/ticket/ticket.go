@@ -1,12 +1,20 @@
 // Package ticket defines the one-time WebSocket admission ticket, the claims it
-// carries, and the Store that issues and redeems tickets.
+// carries, the Store that issues and redeems tickets, and Map, the embedded
+// Store.
 //
 // A ticket is 128 random bits from crypto/rand, written as 22 characters of
 // unpadded base64url. It admits exactly one connection, once, before it
 // expires. Redeem is on the admission hot path of every event loop: an
 // implementation must never block, lock or allocate there.
 //
-// This package must never log a ticket, verify a JWT or hash a password.
+// Map's progress guarantees: Redeem and Sweep are wait-free (a bounded number
+// of steps whatever other goroutines do: at most a window of slot loads, one
+// CAS and one counter add); Issue is lock-free and bounded (a fixed number of
+// attempts, each a bounded probe, then ErrFull). No operation ever waits for
+// another goroutine, and none takes a mutex.
+//
+// This package must never log a ticket, verify a JWT, hash a password, block
+// the caller, or hold more than its configured capacity of tickets.
 package ticket
 
 import (
