@@ -91,13 +91,14 @@ func (l *loop) broadcast(frame []byte) int {
 	return n
 }
 
-// push writes one pushed frame and closes c if it now queues too much.
+// push writes one pushed frame, unless it would take c's queue past
+// MaxPendingBytes: then c is a slow consumer and is closed instead.
 func (l *loop) push(c *Conn, frame []byte) {
-	if !l.write(c, frame) {
+	if q := c.gc.OutboundBuffered(); q > 0 && q+len(frame) > l.srv.cfg.MaxPendingBytes {
+		l.closeSlow(c)
 		return
 	}
-	l.counters.messagesOut.Add(1)
-	if l.overQueued(c) {
-		l.closeSlow(c)
+	if l.write(c, frame) {
+		l.counters.messagesOut.Add(1)
 	}
 }

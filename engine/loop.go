@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"sync/atomic"
+	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
@@ -28,6 +29,10 @@ type loop struct {
 	// Handshake deadlines are monotonic in accept order, so a FIFO holds them.
 	pending     []deadline
 	pendingHead int
+	// Connections we sent a close to outside OnTraffic get closeGrace to
+	// read what is queued before TCP is closed; also a FIFO.
+	closing     []deadline
+	closingHead int
 	cursor      int // next connection for the amortised idle/ping check
 
 	sweepQueued atomic.Bool
@@ -120,11 +125,47 @@ func (l *loop) closeNow(c *Conn) {
 	}
 }
 
+// closeGrace is how long a connection we close from a loop task (idle,
+// slow consumer) may take to read what is queued before TCP is closed. No
+// more frames are queued for it meanwhile.
+const closeGrace = time.Second
+
+// closeLater sends a close frame now and closes TCP after closeGrace (or
+// when the client answers), so the close frame is not cut off by the reset
+// of a socket closed with unsent data.
+func (l *loop) closeLater(c *Conn, code ws.StatusCode, reason string) {
+	l.sendClose(c, code, reason)
+	if c.phase == phaseClosing {
+		l.closing = append(l.closing, deadline{c: c, at: l.srv.now() + int64(closeGrace)})
+	}
+}
+
 // closeSlow closes a slow consumer with 1008.
 func (l *loop) closeSlow(c *Conn) {
 	l.counters.slowConsumers.Add(1)
-	l.sendClose(c, ws.StatusPolicyViolation, "slow consumer")
-	l.closeNow(c)
+	l.closeLater(c, ws.StatusPolicyViolation, "slow consumer")
+}
+
+// expire pops the FIFO entries whose deadline passed and closes those of
+// them still in phase.
+func (l *loop) expire(q *[]deadline, head *int, now int64, phase connPhase, reason RejectReason) {
+	for *head < len(*q) && (*q)[*head].at <= now {
+		c := (*q)[*head].c
+		(*q)[*head] = deadline{}
+		*head++
+		if c.phase == phase {
+			if phase == phaseHandshake {
+				l.counters.rejected[reason].Add(1)
+			}
+			l.closeNow(c)
+		}
+	}
+	if *head > 0 && *head*2 >= len(*q) {
+		n := copy(*q, (*q)[*head:])
+		clear((*q)[n:])
+		*q = (*q)[:n]
+		*head = 0
+	}
 }
 
 // sweep runs on the loop every tick: it closes handshakes past their
@@ -133,21 +174,8 @@ func (l *loop) closeSlow(c *Conn) {
 func (l *loop) sweep() {
 	s := l.srv
 	now := s.now()
-	for l.pendingHead < len(l.pending) && l.pending[l.pendingHead].at <= now {
-		c := l.pending[l.pendingHead].c
-		l.pending[l.pendingHead] = deadline{}
-		l.pendingHead++
-		if c.phase == phaseHandshake {
-			l.counters.rejected[RejectTimeout].Add(1)
-			l.closeNow(c)
-		}
-	}
-	if l.pendingHead > 0 && l.pendingHead*2 >= len(l.pending) {
-		n := copy(l.pending, l.pending[l.pendingHead:])
-		clear(l.pending[n:])
-		l.pending = l.pending[:n]
-		l.pendingHead = 0
-	}
+	l.expire(&l.pending, &l.pendingHead, now, phaseHandshake, RejectTimeout)
+	l.expire(&l.closing, &l.closingHead, now, phaseClosing, 0)
 	n := len(l.conns)
 	if n == 0 {
 		return
@@ -166,9 +194,10 @@ func (l *loop) sweep() {
 		switch {
 		case c.phase != phaseOpen:
 		case quiet >= idle:
-			l.sendClose(c, ws.StatusGoingAway, "idle timeout")
-			l.closeNow(c)
-			continue // c's slot now holds another connection
+			l.closeLater(c, ws.StatusGoingAway, "idle timeout")
+			if c.phase == phaseClosed {
+				continue // c's slot now holds another connection
+			}
 		case quiet >= ping && now-c.lastPing >= ping:
 			c.lastPing = now
 			l.out = appendFrame(l.out[:0], true, ws.OpPing, nil)

@@ -1,0 +1,110 @@
+package engine
+
+import (
+	"bufio"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+func TestPublishAndBroadcast(t *testing.T) {
+	s, st := startServer(t, Config{Loops: 2})
+	_, a1, _ := connect(t, s, st, "maggie")
+	_, a2, _ := connect(t, s, st, "maggie")
+	_, b, _ := connect(t, s, st, "bob")
+	if n := s.Publish("maggie", []byte(`{"n":1}`)); n != 2 {
+		t.Fatalf("Publish targeted %d, want 2", n)
+	}
+	if n := s.Publish("nobody", []byte(`1`)); n != 0 {
+		t.Fatalf("Publish to nobody targeted %d", n)
+	}
+	if n := s.Broadcast([]byte(`"all"`)); n != 3 {
+		t.Fatalf("Broadcast targeted %d, want 3", n)
+	}
+	for _, br := range []*bufio.Reader{a1, a2} {
+		if f := readFrame(t, br); string(f.payload) != `{"type":"message","data":{"n":1}}` {
+			t.Fatalf("maggie got %q", f.payload)
+		}
+	}
+	for _, br := range []*bufio.Reader{a1, a2, b} { // bob's first is the broadcast
+		if f := readFrame(t, br); f.op != ws.OpText || string(f.payload) != `{"type":"message","data":"all"}` {
+			t.Fatalf("got %q", f.payload)
+		}
+	}
+	if st := s.Stats(); st.Publishes != 3 || st.OpenConns != 3 || st.Handshakes != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// Closed connections leave the hub.
+func TestHubForgetsClosed(t *testing.T) {
+	s, st := startServer(t, Config{})
+	conn, br, _ := connect(t, s, st, "maggie")
+	conn.Write(clientFrame(true, ws.OpClose, closePayload(1000, "")))
+	expectClose(t, br, 1000)
+	deadline := time.Now().Add(testTimeout)
+	for s.Stats().OpenConns != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := s.Publish("maggie", []byte(`1`)); n != 0 {
+		t.Fatalf("Publish after close targeted %d", n)
+	}
+}
+
+// A client that stops reading is closed with 1008 while one that reads on
+// keeps receiving.
+func TestHubSlowConsumer(t *testing.T) {
+	s, st := startServer(t, Config{MaxPendingBytes: 256 << 10, Loops: 1})
+	slow := dial(t, s)
+	slow.Write([]byte(upgradeRequest("/ws", st.add("slow"), "")))
+	fastConn, fast, _ := connect(t, s, st, "fast")
+	_ = fastConn
+
+	var received atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			f, err := tryReadFrame(fast)
+			if err != nil || f.op == ws.OpClose {
+				return
+			}
+			received.Add(1)
+		}
+	}()
+	payload := []byte(`"` + stringOf('x', 16<<10) + `"`)
+	deadline := time.Now().Add(testTimeout)
+	sent := 0
+	for s.Stats().SlowConsumers == 0 && time.Now().Before(deadline) {
+		s.Broadcast(payload)
+		sent++
+	}
+	if s.Stats().SlowConsumers != 1 {
+		t.Fatalf("no slow consumer after %d broadcasts", sent)
+	}
+	// The fast client still gets what follows.
+	before := received.Load()
+	s.Publish("fast", []byte(`"after"`))
+	for received.Load() == before && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if received.Load() == before {
+		t.Fatal("fast client stopped receiving")
+	}
+	// The slow one finds a 1008 close (after what was queued) and EOF.
+	br := bufio.NewReader(slow)
+	readResponse(t, br)
+	expectClose(t, br, ws.StatusPolicyViolation)
+	fastConn.Close()
+	<-done
+}
+
+func stringOf(c byte, n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = c
+	}
+	return string(b)
+}
