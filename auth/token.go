@@ -194,6 +194,9 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 	if rc.Subject == "" {
 		return Claims{}, fmt.Errorf("%w: no sub", ErrInvalidToken)
 	}
+	if rc.ExpiresAt == nil { // the parser requires exp; never trust one option alone
+		return Claims{}, fmt.Errorf("%w: no exp", ErrInvalidToken)
+	}
 	c := Claims{Subject: rc.Subject, Expires: rc.ExpiresAt.Time, ID: rc.ID}
 	if rc.IssuedAt != nil {
 		c.IssuedAt = rc.IssuedAt.Time
