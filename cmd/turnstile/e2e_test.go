@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -22,6 +24,12 @@ import (
 // wsClient is a minimal client over gobwas/ws for end-to-end tests.
 type wsClient struct {
 	conn net.Conn
+	rw   io.ReadWriter // reads first what the dialer read ahead (the welcome may share the 101's packet)
+}
+
+type readAhead struct {
+	io.Reader
+	io.Writer
 }
 
 func dial(t *testing.T, url string) *wsClient {
@@ -32,10 +40,10 @@ func dial(t *testing.T, url string) *wsClient {
 	if err != nil {
 		t.Fatalf("dial %s: %v", redact(url), err)
 	}
+	c := &wsClient{conn: conn, rw: conn}
 	if br != nil {
-		t.Fatal("server sent bytes before the welcome was read; the test client does not keep them")
+		c.rw = readAhead{io.MultiReader(br, conn), conn}
 	}
-	c := &wsClient{conn: conn}
 	t.Cleanup(func() { conn.Close() })
 	return c
 }
@@ -63,7 +71,7 @@ func dialStatus(t *testing.T, url string) int {
 func (c *wsClient) read(t *testing.T) map[string]any {
 	t.Helper()
 	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	data, op, err := wsutil.ReadServerData(c.conn)
+	data, op, err := wsutil.ReadServerData(c.rw)
 	if err != nil {
 		t.Fatalf("read: %v", err)
 	}
@@ -82,7 +90,7 @@ func (c *wsClient) readClose(t *testing.T) ws.StatusCode {
 	t.Helper()
 	_ = c.conn.SetReadDeadline(time.Now().Add(15 * time.Second))
 	for {
-		_, _, err := wsutil.ReadServerData(c.conn)
+		_, _, err := wsutil.ReadServerData(c.rw)
 		var closed wsutil.ClosedError
 		if errors.As(err, &closed) {
 			return closed.Code
@@ -213,7 +221,7 @@ func TestEndToEndOperationalEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var body strings.Builder
+	var body bytes.Buffer
 	_, _ = body.ReadFrom(resp.Body)
 	for _, want := range []string{
 		"turnstile_open_connections 1",
