@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -43,20 +45,21 @@ type Config struct {
 	User       string
 	Password   string
 
-	Conns    int           // connections to open and hold (connect, fanout, echo)
-	Rate     float64       // connects per second over all workers; 0: as fast as possible
-	InFlight int           // most unanswered handshakes over all workers
-	Hold     time.Duration // how long connect holds its connections
-	Duration time.Duration // how long reject, churn and echo run
-	Messages int           // fanout: publishes
-	Interval time.Duration // fanout: pause between publishes
-	ToUser   bool          // fanout: publish to the user instead of broadcasting
-	EchoSize int           // echo: bytes per message
-	Workers  int           // worker processes; 0: enough for Conns, at least 2
-	Sources  int           // source addresses 127.0.0.2 … per run
-	Timeout  time.Duration // bound on each scenario, after which it stops anyway
-	JSONPath string        // where to write results as JSON; empty: nowhere
-	LogDir   string        // where started servers write their logs
+	Conns     int           // connections to open and hold (connect, fanout, echo)
+	Rate      float64       // connects per second over all workers; 0: as fast as possible
+	InFlight  int           // most unanswered handshakes over all workers
+	Hold      time.Duration // how long connect holds its connections
+	Duration  time.Duration // how long reject, churn and echo run
+	Messages  int           // fanout: publishes
+	Interval  time.Duration // fanout: pause between publishes
+	ToUser    bool          // fanout: publish to the user instead of broadcasting
+	EchoSize  int           // echo: bytes per message
+	Workers   int           // worker processes; 0: enough for Conns, at least 2
+	Sources   int           // source addresses 127.0.0.2 … per run
+	Timeout   time.Duration // bound on each scenario, after which it stops anyway
+	PinServer []int         // CPUs for started servers; workers get the others; empty: no pinning
+	JSONPath  string        // where to write results as JSON; empty: nowhere
+	LogDir    string        // where started servers write their logs
 }
 
 // DefaultConfig is what the flags default to.
@@ -107,6 +110,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.Workers, "workers", 0, "worker processes; 0: enough for -conns, at least 2")
 	fs.IntVar(&c.Sources, "sources", c.Sources, "number of source addresses 127.0.0.2…")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "bound on each scenario")
+	pin := fs.String("pin", "", "comma list of CPUs for started servers (e.g. 0); the workers run on the other CPUs. Empty: no pinning")
 	fs.StringVar(&c.JSONPath, "json", "", "write results as JSON to this file")
 	fs.StringVar(&c.LogDir, "log-dir", c.LogDir, "directory for the logs of started servers")
 	if err := fs.Parse(args); err != nil {
@@ -117,6 +121,16 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	}
 	c.Scenarios = splitList(*scenarios)
 	c.Servers = splitList(*servers)
+	for _, f := range splitList(*pin) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 0 || n >= runtime.NumCPU() {
+			return c, fmt.Errorf("load: -pin %q: want CPU numbers within 0..%d", *pin, runtime.NumCPU()-1)
+		}
+		c.PinServer = append(c.PinServer, n)
+	}
+	if len(c.PinServer) > 0 && len(c.workerCPUs()) == 0 {
+		return c, fmt.Errorf("load: -pin %q leaves no CPU for the workers", *pin)
+	}
 	return c, c.Validate()
 }
 
@@ -190,6 +204,20 @@ func (c *Config) workers() int {
 		return c.Workers
 	}
 	return max(2, (c.Conns+maxConnsPerWorker-1)/maxConnsPerWorker)
+}
+
+// workerCPUs is every CPU not given to the server, or nil without pinning.
+func (c *Config) workerCPUs() []int {
+	if len(c.PinServer) == 0 {
+		return nil
+	}
+	var out []int
+	for i := range runtime.NumCPU() {
+		if !slices.Contains(c.PinServer, i) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // CheckLoopback accepts host:port only when host is a loopback IP literal

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCheckLoopback(t *testing.T) {
@@ -76,5 +77,41 @@ func TestWorkersAuto(t *testing.T) {
 		if got := c.workers(); got != tc.want {
 			t.Errorf("conns %d: %d workers, want %d", tc.conns, got, tc.want)
 		}
+	}
+}
+
+func TestParseProcFiles(t *testing.T) {
+	rss, err := parseVmRSS([]byte("Name:\tturnstile\nVmPeak:\t  99999 kB\nVmRSS:\t   12345 kB\nThreads:\t5\n"))
+	if err != nil || rss != 12345*1024 {
+		t.Errorf("VmRSS = %d, %v; want %d", rss, err, 12345*1024)
+	}
+	if _, err := parseVmRSS([]byte("Name:\tx\n")); err == nil {
+		t.Error("status without VmRSS accepted")
+	}
+	// utime 250 and stime 50 ticks; the name holds a space and a ')'.
+	stat := "4242 (my )server) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 7 0 1000 1000000 500"
+	cpu, err := parseStatCPU([]byte(stat))
+	if err != nil || cpu != 3*time.Second {
+		t.Errorf("cpu = %v, %v; want 3s", cpu, err)
+	}
+	if _, err := parseStatCPU([]byte("4242 (x) S 1 2")); err == nil {
+		t.Error("short stat accepted")
+	}
+}
+
+func TestSourcesAndShares(t *testing.T) {
+	a, b := sourcesFor(0, 2, 4), sourcesFor(1, 2, 4)
+	if strings.Join(a, ",") != "127.0.0.2,127.0.0.4" || strings.Join(b, ",") != "127.0.0.3,127.0.0.5" {
+		t.Errorf("sources split %v / %v", a, b)
+	}
+	if got := sourcesFor(2, 3, 1); len(got) != 1 {
+		t.Errorf("fewer sources than workers: worker 2 got %v, want the one source", got)
+	}
+	total := 0
+	for i := range 3 {
+		total += share(10, 3, i)
+	}
+	if total != 10 || share(10, 3, 0) != 4 || share(10, 3, 2) != 3 {
+		t.Errorf("share of 10 over 3: %d %d %d", share(10, 3, 0), share(10, 3, 1), share(10, 3, 2))
 	}
 }

@@ -24,6 +24,8 @@ type Result struct {
 	Metrics  []Metric         `json:"metrics"`
 	Statuses map[int]int64    `json:"statuses,omitempty"`
 	Errors   map[string]int64 `json:"errors,omitempty"`
+
+	ops int64 // units of work: handshakes, rejections, deliveries, cycles, round trips
 }
 
 func (r *Result) add(name, unit string, v float64, lowerBetter bool) {
@@ -41,10 +43,19 @@ func perSecond(count int64, from, to int64) float64 {
 }
 
 // fill turns the merged worker figures into the scenario's metrics.
-func (r *Result) fill(t workerResult, rssBefore, rssAfter int64, published int) {
+// rss holds the server's resident memory at start, once the tickets are
+// issued, and with every connection open.
+func (r *Result) fill(t workerResult, rss [3]int64, published int) {
 	r.Statuses, r.Errors = t.Statuses, t.Errors
 	hs := &t.Handshake
 	lat := &t.Latency
+	r.ops = t.Messages
+	switch r.Scenario {
+	case "connect":
+		r.ops = t.Opened
+	case "reject":
+		r.ops = t.Rejected
+	}
 	switch r.Scenario {
 	case "connect":
 		r.add("handshakes/s", "1/s", perSecond(t.Opened, t.FirstDial, t.LastOpen), false)
@@ -52,9 +63,14 @@ func (r *Result) fill(t workerResult, rssBefore, rssAfter int64, published int) 
 		r.add("handshake p99", "ms", ms(hs.Quantile(0.99)), true)
 		r.add("open conns", "", float64(t.Opened), false)
 		r.add("failed+rejected", "", float64(t.Failed+t.Rejected), true)
-		if rssAfter > 0 && t.Opened > 0 {
-			r.add("server RSS growth", "MiB", float64(rssAfter-rssBefore)/(1<<20), true)
-			r.add("server mem/conn", "KiB", float64(rssAfter-rssBefore)/float64(t.Opened)/1024, true)
+		if rss[2] > 0 && t.Opened > 0 {
+			perConn := func(from int64) float64 { return float64(rss[2]-from) / float64(t.Opened) / 1024 }
+			r.add("server RSS", "MiB", float64(rss[2])/(1<<20), true)
+			// An upper bound: it includes issuing each ticket over HTTP.
+			r.add("server mem/conn", "KiB", perConn(rss[0]), true)
+			// A lower bound: the Go heap reuses the ticket phase's
+			// garbage for the connections, hiding part of them.
+			r.add("mem/conn, connect only", "KiB", perConn(rss[1]), true)
 		}
 	case "reject":
 		r.add("rejections/s", "1/s", perSecond(t.Rejected, t.Begin, t.End), false)
@@ -170,4 +186,18 @@ func ratio(a, b Metric) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f×", a.Value/b.Value)
+}
+
+// addCPU adds the server's CPU time per unit of the scenario's work, read
+// from /proc: it shows the server's own cost even when the machine's other
+// work (the load generator, the kernel's TCP handshakes) caps the rates.
+func (r *Result) addCPU(cpu time.Duration) {
+	if cpu <= 0 {
+		return
+	}
+	if r.ops <= 0 {
+		return
+	}
+	r.add("server CPU/op", "µs", float64(cpu)/1e3/float64(r.ops), true)
+	r.add("server CPU", "s", cpu.Seconds(), true)
 }

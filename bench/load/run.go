@@ -109,6 +109,14 @@ type coordinator struct {
 
 func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, error) {
 	res := Result{Server: t.name, Scenario: sc}
+	// Memory is measured from before the first login: an upper bound per
+	// connection that includes issuing its ticket over HTTP (the same auth
+	// code in every server), because the garbage of that phase would
+	// otherwise be reused for connections and hide them.
+	var rssBefore int64
+	if t.pid != 0 {
+		rssBefore, _ = rssBytes(t.pid)
+	}
 	api := newAPIClient(t.httpAddr, 2)
 	token, err := api.login(cfg.User, cfg.Password)
 	if err != nil {
@@ -144,9 +152,11 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 	if err := co.waitAll("ready", deadline); err != nil {
 		return res, err
 	}
-	var rssBefore int64
+	var cpuBefore, cpuAfter time.Duration
+	var rssReady int64
 	if t.pid != 0 {
-		rssBefore, _ = rssBytes(t.pid)
+		cpuBefore, _ = cpuTime(t.pid)
+		rssReady, _ = rssBytes(t.pid)
 	}
 	co.broadcast("go")
 	var rssAfter int64
@@ -159,6 +169,9 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 	}
 	switch sc {
 	case "connect":
+		if t.pid != 0 {
+			cpuAfter, _ = cpuTime(t.pid)
+		}
 		settle := min(cfg.Hold, time.Second)
 		time.Sleep(settle)
 		if t.pid != 0 {
@@ -169,6 +182,9 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 		user := ""
 		if cfg.ToUser {
 			user = cfg.User
+		}
+		if t.pid != 0 {
+			cpuBefore, _ = cpuTime(t.pid) // the connects are not fan-out work
 		}
 		for i := range cfg.Messages {
 			if i > 0 {
@@ -181,9 +197,18 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 		}
 		want := co.sum().Welcomed * int64(published)
 		co.waitFor(func(r *workerResult) bool { return r.Messages >= want }, time.Now().Add(10*time.Second))
+		if t.pid != 0 {
+			cpuAfter, _ = cpuTime(t.pid)
+		}
 	case "echo", "reject", "churn":
+		if sc == "echo" && t.pid != 0 {
+			cpuBefore, _ = cpuTime(t.pid)
+		}
 		if err := co.waitAll("done", deadline); err != nil {
 			return res, err
+		}
+		if t.pid != 0 {
+			cpuAfter, _ = cpuTime(t.pid)
 		}
 	}
 	co.broadcast("stop")
@@ -191,7 +216,8 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 		return res, err
 	}
 	total := co.sum()
-	res.fill(total, rssBefore, rssAfter, published)
+	res.fill(total, [3]int64{rssBefore, rssReady, rssAfter}, published)
+	res.addCPU(cpuAfter - cpuBefore)
 	co.progress(true)
 	return res, nil
 }
@@ -208,7 +234,7 @@ func (co *coordinator) start(self string, j job) error {
 	if err != nil {
 		return err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startPinned(cmd, co.cfg.workerCPUs()); err != nil {
 		return err
 	}
 	p := &workerProc{cmd: cmd, stdin: stdin, kinds: map[string]bool{}}

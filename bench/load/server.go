@@ -71,7 +71,7 @@ func startServer(cfg *Config, name string) (*target, error) {
 		defer f.Close()
 		t.cmd.Stdout, t.cmd.Stderr = f, f
 	}
-	if err := t.cmd.Start(); err != nil {
+	if err := startPinned(t.cmd, cfg.PinServer); err != nil {
 		return nil, err
 	}
 	t.pid = t.cmd.Process.Pid
@@ -135,4 +135,40 @@ func parseVmRSS(status []byte) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("load: no VmRSS line")
+}
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat;
+// 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// cpuTime reads the user plus system CPU time pid has used, all threads.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPU(b)
+}
+
+// parseStatCPU sums utime and stime (fields 14 and 15) of /proc/<pid>/stat.
+// The command name (field 2) may hold spaces and parentheses, so fields
+// are counted from the last ')'.
+func parseStatCPU(stat []byte) (time.Duration, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("load: malformed /proc stat")
+	}
+	f := bytes.Fields(stat[i+1:]) // f[0] is field 3, the state
+	if len(f) < 13 {
+		return 0, fmt.Errorf("load: short /proc stat")
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(string(s), 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
 }
