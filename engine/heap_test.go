@@ -1,0 +1,161 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+var heapConns = flag.Int("heapconns", 0, "TestHeapPerConn: open this many idle authenticated connections (e.g. 10000) and report Go heap per connection")
+
+const heapClientEnv = "TURNSTILE_ENGINE_HEAP_CLIENT"
+
+// TestHeapPerConn measures the server's Go heap per idle authenticated
+// connection. The clients run in a child process (this test binary again),
+// so the server process holds only its own ends and the figure is the
+// server's alone:
+//
+//	go test ./engine -run TestHeapPerConn -heapconns=10000 -v
+func TestHeapPerConn(t *testing.T) {
+	n := *heapConns
+	if n == 0 {
+		t.Skip("set -heapconns=N (e.g. 10000) to measure heap per idle connection")
+	}
+	st := newMemStore()
+	tickets := make([]string, n)
+	for i := range tickets {
+		tickets[i] = st.add(fmt.Sprintf("user-%d", i)) // one user each, as in production
+	}
+	s, _ := startServer(t, Config{
+		Store: st, HandshakeTimeout: time.Minute, PingInterval: time.Hour, IdleTimeout: time.Hour,
+	})
+	runtime.GC()
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHeapClient$")
+	cmd.Env = append(os.Environ(), heapClientEnv+"="+s.Addr().String())
+	cmd.Stdin = strings.NewReader(strings.Join(tickets, "\n") + "\n")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	ready := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		ready <- line
+	}()
+	select {
+	case line := <-ready:
+		if !strings.HasPrefix(line, "ready") {
+			t.Fatalf("client: %q", line)
+		}
+	case <-time.After(3 * time.Minute):
+		t.Fatal("clients not connected in time")
+	}
+	if got := s.Stats().OpenConns; got != int64(n) {
+		t.Fatalf("open connections %d, want %d", got, n)
+	}
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perConn := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
+	t.Logf("%d idle authenticated connections: Go heap %+.0f bytes/conn (HeapAlloc %d -> %d); engine's own state: Conn %d B + id string",
+		n, perConn, before.HeapAlloc, after.HeapAlloc, unsafe.Sizeof(Conn{}))
+	_ = cmd.Process.Kill() // the clients go first, so Stop need not wait for them
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = s.Stop(ctx)
+}
+
+// TestHeapClient is the child side of TestHeapPerConn: it connects with
+// each ticket read from stdin, says "ready", and holds the connections
+// until it is killed.
+func TestHeapClient(t *testing.T) {
+	addr := os.Getenv(heapClientEnv)
+	if addr == "" {
+		t.Skip("only runs as TestHeapPerConn's child process")
+	}
+	var tickets []string
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		if tk := strings.TrimSpace(sc.Text()); tk != "" {
+			tickets = append(tickets, tk)
+		}
+	}
+	conns := make([]net.Conn, len(tickets))
+	var wg sync.WaitGroup
+	errs := make(chan error, len(tickets))
+	const workers = 16
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(tickets); i += workers {
+				c, err := net.DialTimeout("tcp", addr, 30*time.Second)
+				if err != nil {
+					errs <- err
+					return
+				}
+				conns[i] = c
+				io.WriteString(c, upgradeRequest("/ws", tickets[i], ""))
+				br := bufio.NewReader(c)
+				resp, err := readResponseErr(br)
+				if err != nil || resp != 101 {
+					errs <- fmt.Errorf("conn %d: status %d, %v", i, resp, err)
+					return
+				}
+				if _, err := tryReadFrame(br); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("ready")
+	select {} // held until the parent kills this process
+}
+
+func readResponseErr(br *bufio.Reader) (int, error) {
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return 0, err
+	}
+	var status int
+	fmt.Sscanf(line, "HTTP/1.1 %d", &status)
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			return status, err
+		}
+		if l == "\r\n" {
+			return status, nil
+		}
+	}
+}
