@@ -33,6 +33,7 @@ type Conn struct {
 
 	lastRead int64 // server clock (ns) of the last bytes from the client
 	lastPing int64 // server clock (ns) of the last ping we sent
+	expires  int64 // server clock (ns) when the session ends; 0: never
 
 	index              int   // position in loop.conns
 	prevUser, nextUser *Conn // the loop's list of this user's connections

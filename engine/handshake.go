@@ -195,6 +195,9 @@ func (l *loop) admit(c *Conn, hdr []byte) (RejectReason, bool) {
 		l.srv.openConns.Add(1)
 	}
 	c.user = l.hs.claims.Subject
+	if exp := l.hs.claims.SessionExpires; !exp.IsZero() {
+		c.expires = max(l.srv.now()+int64(time.Until(exp)), 1)
+	}
 	l.hs.claims = ticket.Claims{}
 	c.id = l.newID()
 	l.hs.io.out = appendWelcome(l.hs.io.out, c.user, c.id)

@@ -43,13 +43,16 @@ func (s *memStore) Redeem(text []byte, _ time.Time) (ticket.Claims, error) {
 }
 
 // add stores a fresh ticket for user and returns its text.
-func (s *memStore) add(user string) string {
+func (s *memStore) add(user string) string { return s.addClaims(ticket.Claims{Subject: user}) }
+
+// addClaims stores a fresh ticket carrying c and returns its text.
+func (s *memStore) addClaims(c ticket.Claims) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.n++
 	t := fmt.Sprintf("%022d", s.n)
 	t = strings.Repeat("T", ticket.TextLen-len(strings.TrimLeft(t, "0"))) + strings.TrimLeft(t, "0")
-	s.m[t] = ticket.Claims{Subject: user}
+	s.m[t] = c
 	return t
 }
 

@@ -56,7 +56,12 @@ func (s *Server) fanOut(user string, oneUser bool, data []byte) int {
 	}
 	total := 0
 	for range asked {
-		total += <-counts
+		select {
+		case n := <-counts:
+			total += n
+		case <-s.done: // the loops stopped; a queued task may never run
+			return total
+		}
 	}
 	return total
 }

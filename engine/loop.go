@@ -193,6 +193,11 @@ func (l *loop) sweep() {
 		quiet := now - c.lastRead
 		switch {
 		case c.phase != phaseOpen:
+		case c.expires != 0 && now >= c.expires:
+			l.closeLater(c, ws.StatusPolicyViolation, "session expired")
+			if c.phase == phaseClosed {
+				continue
+			}
 		case quiet >= idle:
 			l.closeLater(c, ws.StatusGoingAway, "idle timeout")
 			if c.phase == phaseClosed {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/turnstile-push/turnstile/auth/ticket"
 )
 
 func TestServerPings(t *testing.T) {
@@ -34,6 +36,28 @@ func TestIdleTimeout(t *testing.T) {
 		t.Fatalf("close %d %q, want 1001 \"idle timeout\"", code, f.payload[2:])
 	}
 	expectEOF(t, br)
+}
+
+// When the session the ticket was traded for ends, the connection is
+// closed with 1008.
+func TestSessionExpiry(t *testing.T) {
+	s, st := startServer(t, Config{Echo: true})
+	conn := dial(t, s)
+	tk := st.addClaims(ticket.Claims{Subject: "maggie", SessionExpires: time.Now().Add(400 * time.Millisecond)})
+	conn.Write([]byte(upgradeRequest("/ws", tk, "")))
+	br := bufio.NewReader(conn)
+	if resp := readResponse(t, br); resp.StatusCode != 101 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	readFrame(t, br)
+	conn.Write(clientFrame(true, ws.OpText, []byte("before")))
+	if f := readFrame(t, br); string(f.payload) != "before" {
+		t.Fatalf("got %q", f.payload)
+	}
+	f := readFrame(t, br)
+	if f.op != ws.OpClose || binary.BigEndian.Uint16(f.payload) != 1008 || string(f.payload[2:]) != "session expired" {
+		t.Fatalf("got %v %q, want close 1008 session expired", f.op, f.payload)
+	}
 }
 
 // A client that keeps talking is not idle.

@@ -54,7 +54,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, epoch: time.Now()}
 	shortest := min(cfg.HandshakeTimeout, cfg.PingInterval, cfg.IdleTimeout)
 	s.tick = min(max(shortest/4, 10*time.Millisecond), 250*time.Millisecond)
-	s.checkEvery = max(min(cfg.PingInterval, cfg.IdleTimeout)/4, s.tick)
+	s.checkEvery = max(min(cfg.PingInterval, cfg.IdleTimeout)/10, s.tick)
 	empty := []*loop{}
 	s.loops.Store(&empty)
 	return s, nil
