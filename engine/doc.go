@@ -3,7 +3,17 @@
 // ticket store redeems its ticket, speak RFC 6455 to very many connections
 // without a goroutine per connection, and fan published messages out.
 //
+// The way a connection travels: OnOpen puts a Conn in the gnet context and
+// its handshake deadline in the loop's FIFO; OnTraffic waits for the whole
+// header block, runs the loop's Upgrader over exactly those bytes (path,
+// ticket, Origin, version, capacity; the ticket redeemed last), answers 101
+// and the welcome or a prebuilt rejection, then parses the frames that
+// follow with its own header parser. Each loop keeps its connections indexed
+// by user; Publish and Broadcast encode a frame once and run one task per
+// loop. A tick queues one sweep per loop for deadlines, pings and idleness.
+//
 // Nothing here may block an event loop: no network calls, no contended locks,
 // no JWT verification, no password hashing. The engine never verifies a JWT;
-// it trusts only what the ticket store hands back.
+// it trusts only what the ticket store hands back. It never logs a request
+// line, since its query holds the ticket.
 package engine

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/turnstile-push/turnstile/auth/ticket"
 )
 
 // admissionCases cover every row of DESIGN 1.3's table. A case with a
@@ -150,8 +152,24 @@ func TestAdmissionReplay(t *testing.T) {
 }
 
 func TestAdmissionOneTicketManyConnections(t *testing.T) {
-	s, st := startServer(t, Config{})
-	tk := st.add("maggie")
+	t.Run("memStore", func(t *testing.T) {
+		s, st := startServer(t, Config{})
+		oneTicketRace(t, s, st.add("maggie"))
+	})
+	t.Run("ticket.Map", func(t *testing.T) {
+		m := ticket.NewMap(ticket.MapConfig{Capacity: 1024})
+		s, _ := startServer(t, Config{Store: m})
+		tk, err := m.Issue(ticket.Claims{Subject: "maggie"}, time.Now(), time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		oneTicketRace(t, s, tk.String())
+	})
+}
+
+// oneTicketRace sends 50 upgrades with the same ticket at once: exactly one
+// may get 101.
+func oneTicketRace(t *testing.T, s *Server, tk string) {
 	const n = 50
 	var wg sync.WaitGroup
 	statuses := make(chan int, n)

@@ -108,3 +108,51 @@ func stringOf(c byte, n int) string {
 	}
 	return string(b)
 }
+
+// The loop's indexes stay consistent whatever order connections leave in.
+func TestHubIndexRemoveOrders(t *testing.T) {
+	orders := [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {1, 0, 3, 2}, {2, 0, 3, 1}}
+	for _, order := range orders {
+		l := benchLoop(t)
+		cs := make([]*Conn, 4)
+		for i := range cs {
+			user := "a"
+			if i == 3 {
+				user = "b"
+			}
+			cs[i] = &Conn{gc: &sinkConn{}, loop: l, phase: phaseOpen, user: user}
+			l.add(cs[i])
+		}
+		left := map[*Conn]bool{cs[0]: true, cs[1]: true, cs[2]: true, cs[3]: true}
+		for _, i := range order {
+			l.remove(cs[i])
+			delete(left, cs[i])
+			wantA, wantB := 0, 0
+			for c := range left {
+				if c.user == "a" {
+					wantA++
+				} else {
+					wantB++
+				}
+			}
+			frame := encodeMessage([]byte("1"))
+			if got := l.publishUser("a", frame); got != wantA {
+				t.Fatalf("order %v after removing %d: user a has %d, want %d", order, i, got, wantA)
+			}
+			if got := l.publishUser("b", frame); got != wantB {
+				t.Fatalf("order %v after removing %d: user b has %d, want %d", order, i, got, wantB)
+			}
+			if got := l.broadcast(frame); got != len(left) {
+				t.Fatalf("order %v: broadcast reached %d, want %d", order, got, len(left))
+			}
+			for j, c := range l.conns {
+				if c.index != j {
+					t.Fatalf("conns[%d].index = %d", j, c.index)
+				}
+			}
+		}
+		if len(l.users) != 0 {
+			t.Fatalf("order %v: users left %v", order, l.users)
+		}
+	}
+}
