@@ -165,6 +165,9 @@ func (l *loop) expire(q *[]deadline, head *int, now int64, phase connPhase, reas
 		clear((*q)[n:])
 		*q = (*q)[:n]
 		*head = 0
+		if cap(*q) > 1024 && n < cap(*q)/4 { // give a burst's memory back
+			*q = append([]deadline(nil), *q...)
+		}
 	}
 }
 
