@@ -3,6 +3,7 @@ package engine
 import (
 	"bufio"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -238,5 +239,50 @@ func TestHandshakeDeadline(t *testing.T) {
 	}
 	if got := s.Stats().Rejected[RejectTimeout]; got != 1 {
 		t.Fatalf("Rejected[timeout] = %d", got)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the loops' concurrent logging.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Even at debug level, no log line carries a ticket.
+func TestTicketNeverLogged(t *testing.T) {
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, st := startServer(t, Config{Logger: logger})
+	var tickets []string
+	for _, extra := range []string{"Origin: https://evil.example\r\n", "Sec-WebSocket-Version: 8\r\n", ""} {
+		tk := st.add("maggie")
+		tickets = append(tickets, tk)
+		conn := dial(t, s)
+		io.WriteString(conn, strings.Replace(upgradeRequest("/ws", tk, extra), "Sec-WebSocket-Version: 13\r\nSec", "Sec", 1))
+		readResponse(t, bufio.NewReader(conn))
+	}
+	conn := dial(t, s)
+	io.WriteString(conn, upgradeRequest("/nope", "QQQQQQQQQQQQQQQQQQQQQQ", ""))
+	readResponse(t, bufio.NewReader(conn))
+	tickets = append(tickets, "QQQQQQQQQQQQQQQQQQQQQQ")
+	if !strings.Contains(logs.String(), "handshake rejected") {
+		t.Fatalf("no rejection logged at debug level:\n%s", logs.String())
+	}
+	for _, tk := range tickets {
+		if strings.Contains(logs.String(), tk) {
+			t.Fatalf("ticket %s in the logs:\n%s", tk, logs.String())
+		}
 	}
 }
