@@ -38,12 +38,14 @@ bench:
 # a reject storm, 10k idle connections, fan-out to 10k. One table, ratios
 # turnstile/gorilla; JSON in bench/results/load.json. See bench/README.md.
 LOAD_SERVERS ?= turnstile,gorilla
+# The servers get CPU 0 alone and the load workers the rest (if there is a rest).
+LOAD_PIN ?= $(shell [ "$$(nproc)" -gt 1 ] && echo 0)
 load:
 	$(GO) build -o bin/turnstile ./cmd/turnstile
 	$(GO) build -o bin/turnstile-load ./cmd/turnstile-load
 	cd bench/peers && for p in gorilla gobwas nbio; do $(GO) build -o ../../bin/peer-$$p ./$$p || exit 1; done
 	@mkdir -p bench/results
-	bin/turnstile-load -servers $(LOAD_SERVERS) -scenario reject,connect,fanout \
+	bin/turnstile-load -servers $(LOAD_SERVERS) -pin "$(LOAD_PIN)" -scenario reject,connect,fanout \
 		-conns 10000 -in-flight 256 -duration 5s -hold 2s -messages 20 -interval 100ms \
 		-json bench/results/load.json | tee bench/results/load.txt
 

@@ -30,7 +30,6 @@ type wsconn struct {
 	welcome bool   // the first message (the welcome) arrived
 	in      []byte // unparsed inbound bytes carried to the next read
 	out     []byte // outbound bytes the socket has not taken yet
-	writing bool   // registered for EPOLLOUT
 }
 
 // handler receives a connection's events; it runs on the engine goroutine.
@@ -58,6 +57,7 @@ type engine struct {
 	h       handler
 	mask    [4]byte
 	live    int
+	nodelay bool // disable Nagle: for scenarios that send frames after the handshake
 }
 
 func newEngine(wsAddr, path string, sources []netip.Addr, h handler) (*engine, error) {
@@ -89,7 +89,10 @@ func newEngine(wsAddr, path string, sources []netip.Addr, h handler) (*engine, e
 }
 
 // dial starts a connection that will send an upgrade request for ticket.
-// A failure to even start is reported through onFail.
+// A failure to even start is reported through onFail. Every connection is
+// registered once, edge-triggered, for both directions: no epoll_ctl per
+// state change, few system calls per connection, so that the client is
+// not what limits a storm.
 func (e *engine) dial(ticket string, now int64) {
 	c := &wsconn{fd: -1, start: now, out: upgradeRequest(e.host, e.path, ticket)}
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
@@ -99,7 +102,9 @@ func (e *engine) dial(ticket string, now int64) {
 		return
 	}
 	c.fd = fd
-	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if e.nodelay {
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
 	if len(e.sources) > 0 {
 		// Pick the port at connect time, per destination, not at bind
 		// time: otherwise each source address runs out at ~28k ports.
@@ -115,16 +120,19 @@ func (e *engine) dial(ticket string, now int64) {
 		e.fail(c, err, now)
 		return
 	}
-	if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}); err != nil {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
+	if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		e.fail(c, err, now)
 		return
 	}
-	c.writing = true
 	for fd >= len(e.conns) {
 		e.conns = append(e.conns, make([]*wsconn, len(e.conns)+1024)...)
 	}
 	e.conns[fd] = c
 	e.live++
+	// On loopback the connection is usually established by now: send the
+	// request at once rather than after a round through epoll.
+	e.flush(c, now)
 }
 
 // poll waits at most timeoutMs for events and handles them.
@@ -140,20 +148,15 @@ func (e *engine) poll(timeoutMs int) {
 			continue
 		}
 		c := e.conns[fd]
-		if c.state == stConnecting {
-			if ev.Events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
-				continue
+		if c.state == stConnecting && ev.Events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			err := error(errPeerClosed)
+			if soerr, gerr := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); gerr == nil && soerr != 0 {
+				err = unix.Errno(soerr)
 			}
-			if soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || soerr != 0 {
-				if err == nil {
-					err = unix.Errno(soerr)
-				}
-				e.fail(c, err, now)
-				continue
-			}
-			c.state = stHandshake
+			e.fail(c, err, now)
+			continue
 		}
-		if ev.Events&unix.EPOLLOUT != 0 && c.writing {
+		if ev.Events&unix.EPOLLOUT != 0 && len(c.out) > 0 {
 			e.flush(c, now)
 			if c.state == stClosed {
 				continue
@@ -165,17 +168,29 @@ func (e *engine) poll(timeoutMs int) {
 	}
 }
 
+// read drains the socket: edge-triggered epoll reports new bytes once.
 func (e *engine) read(c *wsconn, now int64) {
+	for c.state != stClosed {
+		n := e.readOnce(c, now)
+		if n < len(e.rbuf) {
+			return
+		}
+	}
+}
+
+// readOnce reads and processes what one read returns, and returns its
+// size (0 when nothing was there).
+func (e *engine) readOnce(c *wsconn, now int64) int {
 	n, err := unix.Read(c.fd, e.rbuf)
 	if err == unix.EAGAIN {
-		return
+		return 0
 	}
 	if n <= 0 {
 		if err == nil {
 			err = errPeerClosed
 		}
 		e.fail(c, err, now)
-		return
+		return 0
 	}
 	data := e.rbuf[:n]
 	if len(c.in) > 0 {
@@ -184,7 +199,7 @@ func (e *engine) read(c *wsconn, now int64) {
 	}
 	used := e.process(c, data, now)
 	if c.state == stClosed {
-		return
+		return 0
 	}
 	if rest := data[used:]; len(rest) > 0 {
 		c.in = append(c.in[:0], rest...)
@@ -193,6 +208,7 @@ func (e *engine) read(c *wsconn, now int64) {
 	} else {
 		c.in = c.in[:0]
 	}
+	return n
 }
 
 // process consumes complete units (the response head, then frames) from
@@ -200,6 +216,11 @@ func (e *engine) read(c *wsconn, now int64) {
 func (e *engine) process(c *wsconn, data []byte, now int64) int {
 	used := 0
 	if c.state != stOpen {
+		if len(c.out) > 0 {
+			// A response before the whole request went out: the
+			// server refused early; what is left can never be sent.
+			c.out = nil
+		}
 		status, n, err := parseResponseHead(data)
 		if err != nil {
 			e.fail(c, err, now)
@@ -253,36 +274,30 @@ func (e *engine) send(c *wsconn, op byte, payload []byte, now int64) {
 	if c.state == stClosed {
 		return
 	}
+	waiting := len(c.out) > 0 // an EPOLLOUT edge will flush it
 	c.out = appendClientFrame(c.out, op, payload, e.mask)
-	if !c.writing {
+	if !waiting {
 		e.flush(c, now)
 	}
 }
 
+// flush writes what the socket takes now; the rest waits for EPOLLOUT.
 func (e *engine) flush(c *wsconn, now int64) {
 	for len(c.out) > 0 {
 		n, err := unix.Write(c.fd, c.out)
-		if err == unix.EAGAIN {
-			break
+		if err == unix.EAGAIN || err == unix.ENOTCONN {
+			return // not connected yet, or the send buffer is full
 		}
 		if err != nil {
 			e.fail(c, err, now)
 			return
 		}
+		if c.state == stConnecting {
+			c.state = stHandshake
+		}
 		c.out = c.out[n:]
 	}
-	want := len(c.out) > 0
-	if len(c.out) == 0 {
-		c.out = nil
-	}
-	if want != c.writing {
-		events := uint32(unix.EPOLLIN | unix.EPOLLRDHUP)
-		if want {
-			events |= unix.EPOLLOUT
-		}
-		_ = unix.EpollCtl(e.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: events, Fd: int32(c.fd)})
-		c.writing = want
-	}
+	c.out = nil
 }
 
 // close closes c at the client's request with a reset, so that no

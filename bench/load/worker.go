@@ -152,6 +152,7 @@ func (w *worker) run() error {
 		return err
 	}
 	w.eng = eng
+	eng.nodelay = j.Scenario == "echo"
 	defer eng.shutdown()
 	w.api = newAPIClient(j.HTTPAddr, 8)
 	switch j.Scenario {
