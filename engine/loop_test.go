@@ -27,7 +27,7 @@ func TestServerPings(t *testing.T) {
 
 func TestIdleTimeout(t *testing.T) {
 	s, st := startServer(t, Config{PingInterval: time.Hour, IdleTimeout: 500 * time.Millisecond})
-	_, br, _ := connect(t, s, st, "maggie")
+	conn, br, _ := connect(t, s, st, "maggie")
 	f := readFrame(t, br)
 	if f.op != ws.OpClose || len(f.payload) < 2 {
 		t.Fatalf("got %v %q, want close", f.op, f.payload)
@@ -35,6 +35,7 @@ func TestIdleTimeout(t *testing.T) {
 	if code := binary.BigEndian.Uint16(f.payload); code != 1001 || string(f.payload[2:]) != "idle timeout" {
 		t.Fatalf("close %d %q, want 1001 \"idle timeout\"", code, f.payload[2:])
 	}
+	conn.Write(clientFrame(true, ws.OpClose, f.payload[:2])) // the answer ends it at once
 	expectEOF(t, br)
 }
 
