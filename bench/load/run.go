@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"sync"
 	"time"
 )
 
@@ -20,6 +21,10 @@ const handshakeTimeout = 10 * time.Second
 // JSON when cfg.JSONPath is set. It stops by itself within about
 // cfg.Timeout per scenario.
 func Run(cfg Config, stdout, stderr io.Writer) error {
+	if _, isFile := stderr.(*os.File); !isFile {
+		// Workers' stderr is then copied by goroutines, one per worker.
+		stderr = &syncWriter{w: stderr}
+	}
 	var results []Result
 	names := cfg.Servers
 	if len(names) == 0 {
@@ -51,6 +56,18 @@ func Run(cfg Config, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 // target starts the named server, or describes the running one.
