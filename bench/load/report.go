@@ -64,13 +64,13 @@ func (r *Result) fill(t workerResult, rss [3]int64, published int) {
 		r.add("open conns", "", float64(t.Opened), false)
 		r.add("failed+rejected", "", float64(t.Failed+t.Rejected), true)
 		if rss[2] > 0 && t.Opened > 0 {
-			perConn := func(from int64) float64 { return float64(rss[2]-from) / float64(t.Opened) / 1024 }
+			r.add("server RSS at start", "MiB", float64(rss[0])/(1<<20), true)
 			r.add("server RSS", "MiB", float64(rss[2])/(1<<20), true)
-			// An upper bound: it includes issuing each ticket over HTTP.
-			r.add("server mem/conn", "KiB", perConn(rss[0]), true)
-			// A lower bound: the Go heap reuses the ticket phase's
-			// garbage for the connections, hiding part of them.
-			r.add("mem/conn, connect only", "KiB", perConn(rss[1]), true)
+			// From start, so an upper bound: it includes issuing each
+			// ticket over HTTP (the same auth code in every server). From
+			// the end of that phase would hide connections instead, as
+			// the Go heap reuses the phase's garbage for them.
+			r.add("server mem/conn", "KiB", float64(rss[2]-rss[0])/float64(t.Opened)/1024, true)
 		}
 	case "reject":
 		r.add("rejections/s", "1/s", perSecond(t.Rejected, t.Begin, t.End), false)
