@@ -297,17 +297,18 @@ func BenchmarkRedeem(b *testing.B) {
 	for _, r := range rivals {
 		b.Run(r.name, func(b *testing.B) {
 			s := r.make()
+			// Map's put, unlike Issue, cannot retry with another ticket when
+			// a window is full, so a few tickets may be left out.
+			held := make([]bool, batch)
 			inBatches(b,
 				func(n int) {
-					for _, t := range tickets[:n] {
-						if err := s.put(t.ticket, benchClaims, t0, time.Minute); err != nil {
-							b.Fatal(err)
-						}
+					for i, t := range tickets[:n] {
+						held[i] = s.put(t.ticket, benchClaims, t0, time.Minute) == nil
 					}
 				},
 				func(i int) {
-					if _, err := s.Redeem(tickets[i].text, t0); err != nil {
-						b.Error(err)
+					if _, err := s.Redeem(tickets[i].text, t0); (err == nil) != held[i] {
+						b.Errorf("Redeem of a ticket held=%v: %v", held[i], err)
 					}
 				},
 				func(int) {})
@@ -316,16 +317,14 @@ func BenchmarkRedeem(b *testing.B) {
 }
 
 // BenchmarkRedeemMiss redeems well-formed unknown tickets (what a client
-// guessing tickets sends) against a store holding batch tickets.
+// guessing tickets sends) against a store holding about batch tickets.
 func BenchmarkRedeemMiss(b *testing.B) {
 	held, unknown := benchTickets(batch), benchTickets(4096)
 	for _, r := range rivals {
 		b.Run(r.name, func(b *testing.B) {
 			s := r.make()
 			for _, t := range held {
-				if err := s.put(t.ticket, benchClaims, t0, time.Minute); err != nil {
-					b.Fatal(err)
-				}
+				_ = s.put(t.ticket, benchClaims, t0, time.Minute) // see BenchmarkRedeem
 			}
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {

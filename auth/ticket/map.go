@@ -44,8 +44,12 @@ type Map struct {
 	shardBits uint
 	slotMask  uint64 // slots per shard - 1
 	slotBits  uint   // log2(slots per shard)
-	sweepNext atomic.Uint64
 	now       func() time.Time
+
+	// sweepNext is written by every Sweep: keep it off the line that every
+	// Issue and Redeem reads.
+	_         [cacheLine]byte
+	sweepNext atomic.Uint64
 }
 
 // MapConfig configures a Map. The zero value works.
@@ -187,10 +191,10 @@ func (m *Map) locate(t *Ticket) (*shard, uint64) {
 // Issue stores c under a fresh ticket valid while now < now+ttl and returns
 // the ticket. A ticket never outlives the session it was traded for: when
 // c.SessionExpires is set and earlier, the ticket expires then. A ttl ≤ 0
-// issues a ticket that never redeems. It allocates one entry. It fails with ErrFull when the Map holds
-// its Capacity of live tickets (or, rarely, a little before: see Map), and
-// with the crypto/rand error if randomness fails. Safe for concurrent use;
-// lock-free.
+// issues a ticket that never redeems. Issue allocates one entry. It fails
+// with ErrFull when the Map holds its Capacity of live tickets (or a little
+// before: see Map), and with the crypto/rand error if randomness fails.
+// Safe for concurrent use; wait-free (bounded).
 func (m *Map) Issue(c Claims, now time.Time, ttl time.Duration) (Ticket, error) {
 	nowNano := now.UnixNano()
 	expires := now.Add(ttl)

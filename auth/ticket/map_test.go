@@ -269,38 +269,54 @@ func TestRunSweepsInBackground(t *testing.T) {
 }
 
 // TestRedeemExactlyOnce is the contract's core: of many goroutines redeeming
-// one ticket at the same moment, exactly one gets the claims.
+// one ticket at the same moment, exactly one gets the claims. Each round, the
+// racers spin on a start flag and then walk the same tickets in the same
+// order, so that several of them reach each ticket at once; a Redeem that
+// checked and then removed in two steps fails this within a few rounds.
 func TestRedeemExactlyOnce(t *testing.T) {
-	rounds, racers := 500, 16
+	rounds, perRound := 200, 64
 	if testing.Short() {
-		rounds = 100
+		rounds = 50
 	}
+	racers := max(8, 2*runtime.GOMAXPROCS(0))
 	m := NewMap(MapConfig{Capacity: 1024})
+	texts := make([][]byte, perRound)
+	winners := make([]atomic.Int32, perRound)
 	for round := range rounds {
-		tk := mustIssue(t, m, Claims{Subject: "maggie"}, t0, time.Minute)
-		b := text(tk)
-		var winners atomic.Int32
-		var start, wg sync.WaitGroup
-		start.Add(1)
+		for i := range texts {
+			texts[i] = text(mustIssue(t, m, Claims{Subject: "maggie"}, t0, time.Minute))
+			winners[i].Store(0)
+		}
+		var start atomic.Bool
+		var ready, wg sync.WaitGroup
+		ready.Add(racers)
 		for range racers {
 			wg.Go(func() {
-				start.Wait()
-				if c, err := m.Redeem(b, t0); err == nil {
-					if c.Subject != "maggie" {
-						t.Errorf("winner got claims %+v", c)
+				ready.Done()
+				for !start.Load() {
+					runtime.Gosched()
+				}
+				for i, b := range texts {
+					if c, err := m.Redeem(b, t0); err == nil {
+						if c.Subject != "maggie" {
+							t.Errorf("winner got claims %+v", c)
+						}
+						winners[i].Add(1)
 					}
-					winners.Add(1)
 				}
 			})
 		}
-		start.Done()
+		ready.Wait()
+		start.Store(true)
 		wg.Wait()
-		if w := winners.Load(); w != 1 {
-			t.Fatalf("round %d: %d of %d goroutines redeemed the same ticket; want exactly 1", round, w, racers)
+		for i := range winners {
+			if w := winners[i].Load(); w != 1 {
+				t.Fatalf("round %d, ticket %d: %d of %d goroutines redeemed it; want exactly 1", round, i, w, racers)
+			}
 		}
 	}
-	if st := m.Stats(); st.Redeemed != uint64(rounds) || st.Live != 0 {
-		t.Fatalf("Stats = %+v; want %d redeemed, 0 live", st, rounds)
+	if st := m.Stats(); st.Redeemed != uint64(rounds*perRound) || st.Live != 0 {
+		t.Fatalf("Stats = %+v; want %d redeemed, 0 live", st, rounds*perRound)
 	}
 }
 
