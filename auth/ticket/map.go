@@ -337,11 +337,16 @@ func (s *shard) reclaim(slot *atomic.Pointer[entry], nowNano int64) bool {
 	return true
 }
 
-// Run sweeps the whole table once every interval, in slices so that no single
-// Sweep runs long, until ctx is done. It uses MapConfig.Now as the clock. Run
-// it on its own goroutine; it returns when ctx is done.
+// Run sweeps the whole table once every interval (every ≤ 0 means one
+// second), in slices so that no single Sweep runs long, until ctx is done. It
+// uses MapConfig.Now as the clock. An interval near the ticket TTL keeps
+// expired tickets from lingering much longer than they lived. Run it on its
+// own goroutine; it returns when ctx is done.
 func (m *Map) Run(ctx context.Context, every time.Duration) {
 	const slice = 4096
+	if every <= 0 {
+		every = time.Second
+	}
 	total := len(m.shards) << m.slotBits
 	tick := time.NewTicker(every)
 	defer tick.Stop()

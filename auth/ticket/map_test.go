@@ -240,31 +240,34 @@ func TestSweepReclaimsExpired(t *testing.T) {
 }
 
 func TestRunSweepsInBackground(t *testing.T) {
-	var clock atomic.Int64
-	clock.Store(t0.UnixNano())
-	m := NewMap(MapConfig{Capacity: 128, Now: func() time.Time { return time.Unix(0, clock.Load()) }})
-	for range 100 {
-		mustIssue(t, m, Claims{}, t0, time.Second)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		m.Run(ctx, time.Millisecond)
-		close(done)
-	}()
-	clock.Store(t0.Add(time.Minute).UnixNano())
-	deadline := time.Now().Add(10 * time.Second)
-	for m.Stats().Live != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("Run did not reclaim expired tickets: %+v", m.Stats())
+	// every 0 falls back to one second instead of panicking in NewTicker.
+	for _, every := range []time.Duration{time.Millisecond, 0} {
+		var clock atomic.Int64
+		clock.Store(t0.UnixNano())
+		m := NewMap(MapConfig{Capacity: 128, Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+		for range 100 {
+			mustIssue(t, m, Claims{}, t0, time.Second)
 		}
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after ctx was cancelled")
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			m.Run(ctx, every)
+			close(done)
+		}()
+		clock.Store(t0.Add(time.Minute).UnixNano())
+		deadline := time.Now().Add(10 * time.Second)
+		for m.Stats().Live != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("Run(every %v) did not reclaim expired tickets: %+v", every, m.Stats())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Run(every %v) did not return after ctx was cancelled", every)
+		}
 	}
 }
 
