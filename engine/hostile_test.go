@@ -56,20 +56,29 @@ func TestSlowloris(t *testing.T) {
 	const interval = 200 * time.Millisecond
 	s := startServer(t, engine.Config{HandshakeTimeout: timeout})
 	const clients = 5
-	var wg sync.WaitGroup
-	errs := make(chan error, clients)
+	type result struct {
+		elapsed time.Duration
+		sent    int
+		err     error
+	}
+	results := make(chan result, clients)
 	for i := range clients {
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			errs <- slowloris(s, fmt.Sprintf("loris%d", i), interval)
+			elapsed, sent, err := slowloris(s, fmt.Sprintf("loris%d", i), interval)
+			results <- result{elapsed, sent, err}
 		}()
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
+	for range clients {
+		r := <-results
+		if r.err != nil {
+			t.Error(r.err)
+			continue
+		}
+		t.Logf("closed after %v and %d request bytes", r.elapsed.Round(time.Millisecond), r.sent)
+		// Closing well before the deadline would be another bug (e.g.
+		// a per-byte timeout shorter than the handshake timeout).
+		if r.elapsed < timeout*8/10 {
+			t.Errorf("closed after %v, before the %v deadline", r.elapsed, timeout)
 		}
 	}
 	if got := s.Stats().Rejected[engine.RejectTimeout]; got < clients {
@@ -78,12 +87,14 @@ func TestSlowloris(t *testing.T) {
 }
 
 // slowloris trickles a valid upgrade request (with a live ticket, so that
-// finishing it would be admitted) and reports an error unless the server
-// closes the connection long before the request is complete.
-func slowloris(s *testServer, user string, interval time.Duration) error {
+// finishing it would be admitted) and returns when the server closes the
+// connection: how long that took and how many bytes were sent. It fails
+// unless the server closes long before the request is complete, without
+// admitting it.
+func slowloris(s *testServer, user string, interval time.Duration) (time.Duration, int, error) {
 	conn, err := net.DialTimeout("tcp", s.addr, ioWait)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	defer conn.Close()
 	start := time.Now()
@@ -95,23 +106,23 @@ func slowloris(s *testServer, user string, interval time.Duration) error {
 	for sent := 0; sent < len(req) && time.Now().Before(giveUp); sent++ {
 		conn.SetWriteDeadline(time.Now().Add(ioWait))
 		if _, err := conn.Write(req[sent : sent+1]); err != nil {
-			return checkLorisEnd(conn, start, sent, nil, describeEnd(err))
+			return time.Since(start), sent, checkLorisEnd(sent, nil, describeEnd(err))
 		}
 		conn.SetReadDeadline(time.Now().Add(interval))
 		var b [512]byte
 		n, err := conn.Read(b[:])
 		if n > 0 {
 			got, end := awaitServerClose(conn, ioWait)
-			return checkLorisEnd(conn, start, sent, append(b[:n], got...), end)
+			return time.Since(start), sent + 1, checkLorisEnd(sent+1, append(b[:n], got...), end)
 		}
 		if err != nil && !isTimeout(err) {
-			return checkLorisEnd(conn, start, sent, nil, describeEnd(err))
+			return time.Since(start), sent + 1, checkLorisEnd(sent+1, nil, describeEnd(err))
 		}
 	}
-	return fmt.Errorf("%s: still open after %v and %d of %d request bytes", user, time.Since(start).Round(time.Millisecond), len(req), len(req))
+	return 0, 0, fmt.Errorf("%s: still open after %v and %d of %d request bytes", user, time.Since(start).Round(time.Millisecond), len(req), len(req))
 }
 
-func checkLorisEnd(conn net.Conn, start time.Time, sent int, got []byte, end string) error {
+func checkLorisEnd(sent int, got []byte, end string) error {
 	if bytes.HasPrefix(got, []byte("HTTP/1.1 101")) {
 		return fmt.Errorf("slowloris admitted: %q", got)
 	}
