@@ -32,7 +32,7 @@ func Run(cfg Config, stdout, stderr io.Writer) error {
 	}
 	for _, name := range names {
 		for _, sc := range cfg.Scenarios {
-			t, err := cfg.target(name)
+			t, err := cfg.target(name, sc)
 			if err != nil {
 				return err
 			}
@@ -71,9 +71,9 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 }
 
 // target starts the named server, or describes the running one.
-func (c *Config) target(name string) (*target, error) {
+func (c *Config) target(name, scenario string) (*target, error) {
 	if len(c.Servers) > 0 {
-		return startServer(c, name)
+		return startServer(c, name, scenario)
 	}
 	key := c.PublishKey
 	if key == "" {

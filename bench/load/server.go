@@ -40,7 +40,7 @@ func freeAddr() (string, error) {
 // startServer runs the named server on fresh loopback ports with the dev
 // user, a known publish key, long tickets (prefetching must not outlive
 // them) and echo on, and waits until both listeners accept.
-func startServer(cfg *Config, name string) (*target, error) {
+func startServer(cfg *Config, name, scenario string) (*target, error) {
 	bin := filepath.Join(cfg.BinDir, knownServers[name])
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("load: server %s: %w (build it first: make build, or see bench/peers)", name, err)
@@ -63,7 +63,7 @@ func startServer(cfg *Config, name string) (*target, error) {
 		if err := os.MkdirAll(cfg.LogDir, 0o755); err != nil {
 			return nil, err
 		}
-		t.logPath = filepath.Join(cfg.LogDir, name+".log")
+		t.logPath = filepath.Join(cfg.LogDir, name+"-"+scenario+".log")
 		f, err := os.Create(t.logPath)
 		if err != nil {
 			return nil, err
