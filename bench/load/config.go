@@ -57,6 +57,7 @@ type Config struct {
 	Workers   int           // worker processes; 0: enough for Conns, at least 2
 	Sources   int           // source addresses 127.0.0.2 … per run
 	Timeout   time.Duration // bound on each scenario, after which it stops anyway
+	Repeat    int           // rounds; the table shows the median of each metric
 	PinServer []int         // CPUs for started servers; workers get the others; empty: no pinning
 	JSONPath  string        // where to write results as JSON; empty: nowhere
 	LogDir    string        // where started servers write their logs
@@ -110,6 +111,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.Workers, "workers", 0, "worker processes; 0: enough for -conns, at least 2")
 	fs.IntVar(&c.Sources, "sources", c.Sources, "number of source addresses 127.0.0.2…")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "bound on each scenario")
+	fs.IntVar(&c.Repeat, "repeat", 1, "rounds, servers interleaved; the table shows each metric's median")
 	pin := fs.String("pin", "", "comma list of CPUs for started servers (e.g. 0); the workers run on the other CPUs. Empty: no pinning")
 	fs.StringVar(&c.JSONPath, "json", "", "write results as JSON to this file")
 	fs.StringVar(&c.LogDir, "log-dir", c.LogDir, "directory for the logs of started servers")
@@ -175,6 +177,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Conns < 1:
 		return fmt.Errorf("load: -conns must be at least 1, not %d", c.Conns)
+	case c.Repeat < 0 || c.Repeat > 20:
+		return fmt.Errorf("load: -repeat must be within 1..20")
 	case c.InFlight < 1:
 		return fmt.Errorf("load: -in-flight must be at least 1, not %d", c.InFlight)
 	case c.Rate < 0:

@@ -21,6 +21,7 @@ type Metric struct {
 type Result struct {
 	Server   string           `json:"server"`
 	Scenario string           `json:"scenario"`
+	Round    int              `json:"round"`
 	Metrics  []Metric         `json:"metrics"`
 	Statuses map[int]int64    `json:"statuses,omitempty"`
 	Errors   map[string]int64 `json:"errors,omitempty"`
@@ -200,4 +201,48 @@ func (r *Result) addCPU(cpu time.Duration) {
 	}
 	r.add("server CPU/op", "µs", float64(cpu)/1e3/float64(r.ops), true)
 	r.add("server CPU", "s", cpu.Seconds(), true)
+}
+
+// medians folds the rounds of each server and scenario into one result
+// whose every metric is the median over the rounds.
+func medians(results []Result) []Result {
+	type key struct{ server, sc, name string }
+	vals := map[key][]float64{}
+	var out []Result
+	index := map[[2]string]int{}
+	for _, r := range results {
+		k2 := [2]string{r.Server, r.Scenario}
+		i, ok := index[k2]
+		if !ok {
+			i = len(out)
+			index[k2] = i
+			out = append(out, Result{Server: r.Server, Scenario: r.Scenario})
+		}
+		for _, m := range r.Metrics {
+			k := key{r.Server, r.Scenario, m.Name}
+			if _, seen := vals[k]; !seen {
+				out[i].Metrics = append(out[i].Metrics, Metric{Name: m.Name, Unit: m.Unit, LowerBetter: m.LowerBetter})
+			}
+			vals[k] = append(vals[k], m.Value)
+		}
+	}
+	for i := range out {
+		for j, m := range out[i].Metrics {
+			out[i].Metrics[j].Value = median(vals[key{out[i].Server, out[i].Scenario, m.Name}])
+		}
+	}
+	return out
+}
+
+// median of vs (the mean of the middle two for an even count).
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -30,22 +30,30 @@ func Run(cfg Config, stdout, stderr io.Writer) error {
 	if len(names) == 0 {
 		names = []string{"server"}
 	}
-	for _, name := range names {
+	// Rounds interleave the servers, so that a noisy neighbour on a shared
+	// machine disturbs each of them alike.
+	for round := range max(1, cfg.Repeat) {
 		for _, sc := range cfg.Scenarios {
-			t, err := cfg.target(name, sc)
-			if err != nil {
-				return err
+			for _, name := range names {
+				t, err := cfg.target(name, sc)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stderr, "== %s: %s (round %d)\n", name, sc, round+1)
+				r, err := runScenario(&cfg, t, sc, stderr)
+				t.stop()
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", name, sc, err)
+				}
+				r.Round = round + 1
+				results = append(results, r)
 			}
-			fmt.Fprintf(stderr, "== %s: %s\n", name, sc)
-			r, err := runScenario(&cfg, t, sc, stderr)
-			t.stop()
-			if err != nil {
-				return fmt.Errorf("%s %s: %w", name, sc, err)
-			}
-			results = append(results, r)
 		}
 	}
-	printTable(stdout, results, names)
+	if cfg.Repeat > 1 {
+		fmt.Fprintf(stdout, "medians of %d rounds\n", cfg.Repeat)
+	}
+	printTable(stdout, medians(results), names)
 	if cfg.JSONPath != "" {
 		b, err := json.MarshalIndent(results, "", "  ")
 		if err != nil {

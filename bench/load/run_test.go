@@ -223,3 +223,22 @@ func TestPrintTableRatios(t *testing.T) {
 		}
 	}
 }
+
+func TestMedians(t *testing.T) {
+	var rs []Result
+	for i, v := range []float64{5, 1, 3, 100} {
+		rs = append(rs, Result{Server: "a", Scenario: "connect", Round: i + 1,
+			Metrics: []Metric{{Name: "handshakes/s", Value: v}, {Name: "p99", Value: float64(i)}}})
+	}
+	rs = append(rs, Result{Server: "b", Scenario: "connect", Metrics: []Metric{{Name: "handshakes/s", Value: 7}}})
+	m := medians(rs)
+	if len(m) != 2 || m[0].Server != "a" || m[1].Server != "b" {
+		t.Fatalf("medians %+v", m)
+	}
+	if m[0].Metrics[0].Value != 4 || m[0].Metrics[1].Value != 1.5 || m[1].Metrics[0].Value != 7 {
+		t.Fatalf("median values %+v / %+v", m[0].Metrics, m[1].Metrics)
+	}
+	if median([]float64{3, 1, 2}) != 2 || median(nil) != 0 {
+		t.Fatal("median of odd count or empty")
+	}
+}
