@@ -339,7 +339,11 @@ func fragmentationCases() []wsCase {
 	for i := range 5 {
 		p := fmt.Sprintf("frag%d", i)
 		whole += p
-		fivePings = append(fivePings, clientFrame(i == 4, 0, map[bool]byte{true: opText, false: opCont}[i == 0], []byte(p)))
+		op := opCont
+		if i == 0 {
+			op = opText
+		}
+		fivePings = append(fivePings, clientFrame(i == 4, 0, op, []byte(p)))
 		if i < 4 {
 			fivePings = append(fivePings, pingFrame([]byte(fmt.Sprintf("ping%d", i))))
 			fivePongs = append(fivePongs, pong([]byte(fmt.Sprintf("ping%d", i))))
