@@ -59,6 +59,7 @@ type Config struct {
 	Timeout   time.Duration // bound on each scenario, after which it stops anyway
 	Repeat    int           // rounds; the table shows the median of each metric
 	PinServer []int         // CPUs for started servers; workers get the others; empty: no pinning
+	Procs     int           // GOMAXPROCS for started servers; 0: their default
 	JSONPath  string        // where to write results as JSON; empty: nowhere
 	LogDir    string        // where started servers write their logs
 }
@@ -112,6 +113,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.Sources, "sources", c.Sources, "number of source addresses 127.0.0.2…")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "bound on each scenario")
 	fs.IntVar(&c.Repeat, "repeat", 1, "rounds, servers interleaved; the table shows each metric's median")
+	fs.IntVar(&c.Procs, "server-procs", 0, "GOMAXPROCS for started servers (0: the Go default, the CPUs they may use)")
 	pin := fs.String("pin", "", "comma list of CPUs for started servers (e.g. 0); the workers run on the other CPUs. Empty: no pinning")
 	fs.StringVar(&c.JSONPath, "json", "", "write results as JSON to this file")
 	fs.StringVar(&c.LogDir, "log-dir", c.LogDir, "directory for the logs of started servers")
@@ -177,6 +179,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Conns < 1:
 		return fmt.Errorf("load: -conns must be at least 1, not %d", c.Conns)
+	case c.Procs < 0:
+		return fmt.Errorf("load: -server-procs must not be negative")
 	case c.Repeat < 0 || c.Repeat > 20:
 		return fmt.Errorf("load: -repeat must be within 1..20")
 	case c.InFlight < 1:

@@ -115,3 +115,20 @@ func TestSourcesAndShares(t *testing.T) {
 		t.Errorf("share of 10 over 3: %d %d %d", share(10, 3, 0), share(10, 3, 1), share(10, 3, 2))
 	}
 }
+
+func TestParseMetric(t *testing.T) {
+	text := []byte("# HELP process_resident_memory_bytes Resident memory size in bytes.\n" +
+		"# TYPE process_resident_memory_bytes gauge\n" +
+		"process_resident_memory_bytes 4.5219840e+07\n" +
+		"process_cpu_seconds_total 12.34\n" +
+		"turnstile_conns{state=\"open\"} 3\n")
+	if v, err := parseMetric(text, "process_resident_memory_bytes"); err != nil || v != 45219840 {
+		t.Errorf("rss %v %v", v, err)
+	}
+	if v, err := parseMetric(text, "process_cpu_seconds_total"); err != nil || v != 12.34 {
+		t.Errorf("cpu %v %v", v, err)
+	}
+	if _, err := parseMetric(text, "process_resident_memory"); err == nil {
+		t.Error("a prefix of a name matched")
+	}
+}

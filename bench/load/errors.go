@@ -15,4 +15,5 @@ var (
 	errFrame            = errors.New("load: malformed frame from server")
 	errTimeout          = errors.New("load: timed out")
 	errUnsupportedOS    = errors.New("load: the epoll client needs Linux")
+	errNoMetric         = errors.New("load: metric not exposed")
 )

@@ -138,10 +138,7 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 	// connection that includes issuing its ticket over HTTP (the same auth
 	// code in every server), because the garbage of that phase would
 	// otherwise be reused for connections and hide them.
-	var rssBefore int64
-	if t.pid != 0 {
-		rssBefore, _ = rssBytes(t.pid)
-	}
+	rssBefore := t.rss()
 	api := newAPIClient(t.httpAddr, 2)
 	token, err := api.login(cfg.User, cfg.Password)
 	if err != nil {
@@ -177,12 +174,8 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 	if err := co.waitAll("ready", deadline); err != nil {
 		return res, err
 	}
-	var cpuBefore, cpuAfter time.Duration
-	var rssReady int64
-	if t.pid != 0 {
-		cpuBefore, _ = cpuTime(t.pid)
-		rssReady, _ = rssBytes(t.pid)
-	}
+	cpuBefore, rssReady := t.cpu(), t.rss()
+	var cpuAfter time.Duration
 	co.broadcast("go")
 	var rssAfter int64
 	published := 0
@@ -194,23 +187,17 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 	}
 	switch sc {
 	case "connect":
-		if t.pid != 0 {
-			cpuAfter, _ = cpuTime(t.pid)
-		}
+		cpuAfter = t.cpu()
 		settle := min(cfg.Hold, time.Second)
 		time.Sleep(settle)
-		if t.pid != 0 {
-			rssAfter, _ = rssBytes(t.pid)
-		}
+		rssAfter = t.rss()
 		co.sleep(cfg.Hold-settle, deadline)
 	case "fanout":
 		user := ""
 		if cfg.ToUser {
 			user = cfg.User
 		}
-		if t.pid != 0 {
-			cpuBefore, _ = cpuTime(t.pid) // the connects are not fan-out work
-		}
+		cpuBefore = t.cpu() // the connects are not fan-out work
 		for i := range cfg.Messages {
 			if i > 0 {
 				co.sleep(cfg.Interval, deadline)
@@ -222,19 +209,15 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 		}
 		want := co.sum().Welcomed * int64(published)
 		co.waitFor(func(r *workerResult) bool { return r.Messages >= want }, time.Now().Add(10*time.Second))
-		if t.pid != 0 {
-			cpuAfter, _ = cpuTime(t.pid)
-		}
+		cpuAfter = t.cpu()
 	case "echo", "reject", "churn":
-		if sc == "echo" && t.pid != 0 {
-			cpuBefore, _ = cpuTime(t.pid)
+		if sc == "echo" {
+			cpuBefore = t.cpu()
 		}
 		if err := co.waitAll("done", deadline); err != nil {
 			return res, err
 		}
-		if t.pid != 0 {
-			cpuAfter, _ = cpuTime(t.pid)
-		}
+		cpuAfter = t.cpu()
 	}
 	co.broadcast("stop")
 	if err := co.waitAll("result", time.Now().Add(15*time.Second)); err != nil {

@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +27,7 @@ type target struct {
 	cmd        *exec.Cmd
 	exited     chan error // receives once the started process ends
 	logPath    string
+	noMetrics  bool // its /metrics failed once: do not ask again
 }
 
 // freeAddr returns a loopback address with a port free right now.
@@ -59,6 +62,9 @@ func startServer(cfg *Config, name, scenario string) (*target, error) {
 	t.cmd = exec.Command(bin, "-dev", "-http", httpAddr, "-ws", wsAddr, "-ws-path", cfg.WSPath,
 		"-publish-key", t.publishKey, "-ticket-ttl", "10m", "-echo")
 	t.cmd.Env = append(os.Environ(), "TURNSTILE_PUBLISH_KEY="+t.publishKey)
+	if cfg.Procs > 0 {
+		t.cmd.Env = append(t.cmd.Env, "GOMAXPROCS="+strconv.Itoa(cfg.Procs))
+	}
 	if cfg.LogDir != "" {
 		if err := os.MkdirAll(cfg.LogDir, 0o755); err != nil {
 			return nil, err
@@ -171,4 +177,59 @@ func parseStatCPU(stat []byte) (time.Duration, error) {
 		ticks += n
 	}
 	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// rss is the target's resident memory: from /proc when its pid is known,
+// else from its Prometheus /metrics (process_resident_memory_bytes), else 0.
+func (t *target) rss() int64 {
+	if t.pid != 0 {
+		v, _ := rssBytes(t.pid)
+		return v
+	}
+	v, _ := t.metric("process_resident_memory_bytes")
+	return int64(v)
+}
+
+// cpu is the target's CPU time so far, from /proc or /metrics
+// (process_cpu_seconds_total), else 0.
+func (t *target) cpu() time.Duration {
+	if t.pid != 0 {
+		v, _ := cpuTime(t.pid)
+		return v
+	}
+	v, _ := t.metric("process_cpu_seconds_total")
+	return time.Duration(v * float64(time.Second))
+}
+
+// metric reads one unlabelled sample from the target's /metrics.
+func (t *target) metric(name string) (float64, error) {
+	if t.noMetrics {
+		return 0, errNoMetric
+	}
+	hc := http.Client{Timeout: 2 * time.Second}
+	resp, err := hc.Get("http://" + t.httpAddr + "/metrics")
+	if err != nil {
+		t.noMetrics = true
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.noMetrics = true
+		return 0, errNoMetric
+	}
+	return parseMetric(body, name)
+}
+
+// parseMetric finds "name value" in Prometheus text exposition format.
+func parseMetric(text []byte, name string) (float64, error) {
+	sc := bufio.NewScanner(bytes.NewReader(text))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		f := bytes.Fields(sc.Bytes())
+		if len(f) >= 2 && string(f[0]) == name {
+			return strconv.ParseFloat(string(f[1]), 64)
+		}
+	}
+	return 0, errNoMetric
 }
