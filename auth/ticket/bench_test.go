@@ -45,8 +45,7 @@ var rivals = []struct {
 // put inserts a given ticket, for benchmarks only.
 func (m *Map) put(t Ticket, c Claims, now time.Time, ttl time.Duration) error {
 	e := &entry{ticket: t, expires: now.Add(ttl).UnixNano(), claims: c}
-	s, start := m.locate(&t)
-	if !m.insert(s, start, e, now.UnixNano()) {
+	if inserted, _ := m.insert(e, now.UnixNano(), true); !inserted {
 		return ErrFull
 	}
 	return nil
@@ -298,7 +297,7 @@ func BenchmarkRedeem(b *testing.B) {
 		b.Run(r.name, func(b *testing.B) {
 			s := r.make()
 			// Map's put, unlike Issue, cannot retry with another ticket when
-			// a window is full, so a few tickets may be left out.
+			// a bucket is full, so a few tickets may be left out.
 			held := make([]bool, batch)
 			inBatches(b,
 				func(n int) {

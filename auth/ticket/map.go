@@ -10,40 +10,50 @@ import (
 	"time"
 )
 
-// Map is the embedded Store: a fixed-size, sharded, open-addressed table of
-// atomic pointers to entries. It never grows and never locks.
+// Map is the embedded Store: a fixed-size, sharded hash table of buckets,
+// each one cache line holding bucketSlots atomic pointers to entries and a
+// word of one-byte tags. It never grows and never locks.
 //
 // A ticket's keyed hash (a per-Map random seed, so clients cannot aim at a
-// shard or a slot) picks a shard and a start slot; the ticket lives in one of
-// the window slots that follow. A lookup reads the whole window, so removing
-// an entry simply stores nil (no tombstones), and any lookup — hit, miss or
-// attacker-chosen — costs at most window slot reads.
+// shard or a bucket) picks a shard, a bucket and a tag byte. A ticket lives in
+// one of its bucket's slots, so every lookup — hit, miss or attacker-chosen —
+// reads one bucket and follows a pointer only where the tag matches (a wrong
+// ticket matches a tag with odds of 1 in 256 per slot). Removing an entry
+// stores nil in its slot; there are no tombstones. When Issue finds a bucket
+// full it simply draws another ticket, which lands somewhere else.
 //
 // Progress: every operation finishes in a bounded number of its own steps,
-// whatever other goroutines do (wait-free): Redeem takes at most window slot
-// loads, one CAS and one counter add; Sweep takes its budget of slots; Issue
-// makes at most issueAttempts probes of window slots, plus at most one sweep
-// of fullSweepBudget slots per full shard it meets. The price of bounding
-// Issue is that it may answer ErrFull a little early under contention (a
-// lost CAS moves it on rather than retrying forever). Nothing ever waits for
-// another goroutine or takes a mutex.
+// whatever other goroutines do (wait-free): Redeem reads one bucket and makes
+// at most one CAS and one counter add; Sweep takes its budget of slots; Issue
+// tries at most issueAttempts fresh tickets, each one bucket, plus at most
+// one sweep of fullSweepBudget slots when it meets a full shard. The price of
+// bounding Issue is that it may answer ErrFull a little early under
+// contention (a lost CAS moves it on rather than retrying forever). Nothing
+// ever waits for another goroutine or takes a mutex.
 //
 // Capacity: at most Capacity tickets are live (issued, not yet redeemed and
 // not yet reclaimed) at any moment. The capacity is split evenly across
-// shards; Issue tries up to issueAttempts fresh tickets (so other shards and
-// windows) before it answers ErrFull, so a Map fills to nearly all of its
-// Capacity before refusing; TestFillReachesCapacity measures how near.
-// Expired but not yet reclaimed tickets count as live until Issue, Redeem,
-// Sweep or Run reclaims them.
+// shards, and each shard has about slotsPerLive slots per ticket it may hold;
+// since Issue tries up to issueAttempts fresh tickets (other shards, other
+// buckets) before it answers ErrFull, a Map fills to nearly all of its
+// Capacity before refusing (TestFillReachesCapacity measures it: all of it
+// with one shard, over 99% with 64 shards of 1024). Expired but not yet
+// reclaimed tickets count as live until Issue, Redeem, Sweep or Run reclaims
+// them.
+//
+// Memory: the table is allocated whole by NewMap and never grows: about 18
+// bytes per unit of Capacity (18 MiB for DefaultCapacity), plus one entry of
+// about 128 bytes per live ticket. The garbage collector scans the whole
+// table every cycle, and a lookup in a large, sparse table usually misses the
+// CPU cache; size Capacity near the real peak of live tickets (issue rate ×
+// TTL, with headroom) rather than far above it.
 //
 // All methods are safe for concurrent use.
 type Map struct {
 	seed      maphash.Seed
 	shards    []shard
 	shardMask uint64
-	shardBits uint
-	slotMask  uint64 // slots per shard - 1
-	slotBits  uint   // log2(slots per shard)
+	buckets   uint64 // per shard
 	now       func() time.Time
 
 	// sweepNext is written by every Sweep: keep it off the line that every
@@ -69,11 +79,11 @@ type MapConfig struct {
 const DefaultCapacity = 1 << 20
 
 const (
-	// window is how many consecutive slots may hold a ticket: the bound on
-	// every lookup. 8 pointers are one 64-byte cache line.
-	window = 8
-	// slotsPerLive is how many slots the table has per unit of capacity; at
-	// most half the slots are ever full, so a window is rarely all full.
+	// bucketSlots is how many tickets one bucket holds: 7 pointers and one
+	// tag word fill a 64-byte cache line.
+	bucketSlots = 7
+	// slotsPerLive is how many slots the table has per unit of capacity, so
+	// that buckets are at most half full on average and rarely full.
 	slotsPerLive = 2
 	// issueAttempts is how many fresh tickets Issue tries before ErrFull.
 	issueAttempts = 16
@@ -86,23 +96,36 @@ const (
 	cacheLine = 64
 )
 
-// entry is one issued ticket. It is written once before it is published into
-// a slot and never changed afterwards, so readers need no synchronisation
-// beyond the slot's atomic load. Its address is unique while any slot or
-// reader holds it, which is what makes the removal CAS exactly-once.
+// entry is one issued ticket. Its fields other than published are written
+// once before it is stored in a slot and never changed afterwards, so readers
+// need no synchronisation beyond the slot's atomic load. Its address is unique
+// while any slot or reader holds it, which is what makes the removal CAS
+// exactly-once.
 type entry struct {
 	ticket  Ticket
 	expires int64 // unix nanoseconds; the ticket is valid while now < expires
 	claims  Claims
+	// published is set once the entry's tag is written. Sweepers leave an
+	// unpublished entry alone: were it removed and its slot reused before its
+	// issuer wrote the tag, that late write would hide the next entry.
+	published atomic.Bool
+}
+
+// bucket is one cache line of the table.
+type bucket struct {
+	// tags holds in byte i the tag of the entry last published in slot i. It
+	// is a hint: a stale byte only costs a pointer load, never a wrong answer.
+	tags  atomic.Uint64
+	slots [bucketSlots]atomic.Pointer[entry]
 }
 
 // shard is one independently addressed part of the table. Its counters sit
 // on their own cache line so that counting never contends with the
-// read-mostly slot header, nor with another shard.
+// read-mostly bucket header, nor with another shard.
 type shard struct {
-	slots []atomic.Pointer[entry]
-	limit int64 // live tickets allowed in this shard
-	_     [cacheLine - 32]byte
+	buckets []bucket
+	limit   int64 // live tickets allowed in this shard
+	_       [cacheLine - 32]byte
 
 	issued    atomic.Int64 // successful issues
 	redeemed  atomic.Int64
@@ -124,9 +147,8 @@ type Stats struct {
 }
 
 // NewMap returns an empty Map for cfg. It allocates the whole table at once
-// (about 16 bytes per unit of Capacity, plus one entry per live ticket).
-// It panics on a negative Capacity or a Shards that is not a power of two,
-// which are programming errors.
+// (see Map). It panics on a negative Capacity or a Shards that is not a power
+// of two, which are programming errors.
 func NewMap(cfg MapConfig) *Map {
 	capacity := cfg.Capacity
 	switch {
@@ -147,22 +169,20 @@ func NewMap(cfg MapConfig) *Map {
 		shards /= 2
 	}
 	perShard := (capacity + shards - 1) / shards
-	slots := max(ceilPow2(slotsPerLive*perShard), window)
+	buckets := (slotsPerLive*perShard + bucketSlots - 1) / bucketSlots
 
 	m := &Map{
 		seed:      maphash.MakeSeed(),
 		shards:    make([]shard, shards),
 		shardMask: uint64(shards - 1),
-		shardBits: uint(bits.TrailingZeros(uint(shards))),
-		slotMask:  uint64(slots - 1),
-		slotBits:  uint(bits.TrailingZeros(uint(slots))),
+		buckets:   uint64(buckets),
 		now:       cfg.Now,
 	}
 	if m.now == nil {
 		m.now = time.Now
 	}
 	for i := range m.shards {
-		m.shards[i].slots = make([]atomic.Pointer[entry], slots)
+		m.shards[i].buckets = make([]bucket, buckets)
 		// Spread the remainder so that the limits sum to capacity exactly.
 		m.shards[i].limit = int64(capacity / shards)
 		if i < capacity%shards {
@@ -180,12 +200,14 @@ func ceilPow2(n int) int {
 	return 1 << bits.Len(uint(n-1))
 }
 
-// locate returns the shard of t and the first slot of its window.
-func (m *Map) locate(t *Ticket) (*shard, uint64) {
+// locate returns the shard and bucket of t, and its tag.
+func (m *Map) locate(t *Ticket) (*shard, *bucket, uint8) {
 	h := maphash.Bytes(m.seed, t[:])
-	// The shard takes the low bits; the slot takes the high ones so that the
-	// two stay independent.
-	return &m.shards[h&m.shardMask], h >> (64 - m.slotBits)
+	s := &m.shards[h&m.shardMask]
+	// The shard takes the low bits, the tag the next byte, and the bucket
+	// the high bits (h × buckets / 2⁶⁴, uniform without a power of two).
+	i, _ := bits.Mul64(h, m.buckets)
+	return s, &s.buckets[i], uint8(h >> 16)
 }
 
 // Issue stores c under a fresh ticket valid while now < now+ttl and returns
@@ -202,49 +224,71 @@ func (m *Map) Issue(c Claims, now time.Time, ttl time.Duration) (Ticket, error) 
 		expires = c.SessionExpires
 	}
 	e := &entry{expires: expires.UnixNano(), claims: c}
+	swept := false // one sweep per call bounds the cost of a full Map
 	for range issueAttempts {
 		t, err := New()
 		if err != nil {
 			return Ticket{}, err
 		}
-		// e is not yet published, so it may still change.
+		// e is not yet in any slot, so it may still change.
 		e.ticket = t
-		s, start := m.locate(&t)
-		if m.insert(s, start, e, nowNano) {
+		inserted, didSweep := m.insert(e, nowNano, !swept)
+		if inserted {
 			return t, nil
 		}
+		swept = swept || didSweep
 	}
 	return Ticket{}, ErrFull
 }
 
-// insert reserves room in s and publishes e in the window at start.
-func (m *Map) insert(s *shard, start uint64, e *entry, nowNano int64) bool {
+// insert reserves room in e's shard and publishes e in a free or expired
+// slot of its bucket; if there is none it reports false and leaves no trace.
+// When the shard is full and sweepIfFull is set, it first sweeps part of the
+// shard for expired tickets, and reports that it did.
+func (m *Map) insert(e *entry, nowNano int64, sweepIfFull bool) (inserted, swept bool) {
+	s, b, tag := m.locate(&e.ticket)
 	if !s.reserve() {
-		// Reclaim what has expired in this shard, then try once more.
-		if s.sweep(m.slotMask, nowNano, fullSweepBudget) == 0 || !s.reserve() {
-			return false
+		if !sweepIfFull {
+			return false, false
 		}
+		if m.sweepShard(s, nowNano, fullSweepBudget) == 0 || !s.reserve() {
+			return false, true
+		}
+		swept = true
 	}
-	for k := range uint64(window) {
-		slot := &s.slots[(start+k)&m.slotMask]
+	for i := range b.slots {
+		slot := &b.slots[i]
 		old := slot.Load()
-		if old != nil && nowNano < old.expires {
+		if old != nil && !old.reclaimable(nowNano) {
 			continue
 		}
 		// Empty, or expired: take it. Losing the CAS means another issuer
-		// or a sweeper got there first; keep probing.
-		if slot.CompareAndSwap(old, e) {
-			if old != nil {
-				s.expired.Add(1)
-			}
-			return true
+		// or a sweeper got there first; try the next slot.
+		if !slot.CompareAndSwap(old, e) {
+			continue
 		}
+		// Only the slot's owner writes its tag byte, and only now. Until the
+		// Or the byte is stale or 0, which is harmless: nobody can look for
+		// e's ticket before Issue returns it.
+		shift := 8 * uint(i)
+		b.tags.And(^(0xFF << shift))
+		b.tags.Or(uint64(tag) << shift)
+		e.published.Store(true)
+		if old != nil {
+			s.expired.Add(1)
+		}
+		return true, swept
 	}
 	s.issued.Add(-1) // give the reservation back
-	return false
+	return false, swept
 }
 
-// reserve counts one more live ticket in s unless that would pass limit.
+// reclaimable reports whether e has expired at nowNano and may be removed.
+func (e *entry) reclaimable(nowNano int64) bool {
+	return nowNano >= e.expires && e.published.Load()
+}
+
+// reserve counts one more live ticket in s unless that would pass its limit.
 // Concurrent reservations never pass it together: each sees its own add.
 func (s *shard) reserve() bool {
 	issued := s.issued.Add(1)
@@ -253,6 +297,20 @@ func (s *shard) reserve() bool {
 	}
 	s.issued.Add(-1)
 	return false
+}
+
+// Byte-wise constants for matching a tag against all of a bucket's tags.
+const (
+	lowBits  = 0x0101010101010101
+	highBits = 0x0080808080808080 // the top byte holds no slot
+)
+
+// matchTags returns a mask with the high bit set in the byte of every slot
+// whose tag is tag (and, rarely, of a slot just above one: the ticket
+// comparison that follows weeds those out).
+func matchTags(tags uint64, tag uint8) uint64 {
+	x := tags ^ (lowBits * uint64(tag))
+	return (x - lowBits) &^ x & highBits
 }
 
 // Redeem parses text as a ticket and consumes it: of any number of concurrent
@@ -267,10 +325,9 @@ func (m *Map) Redeem(text []byte, now time.Time) (Claims, error) {
 		m.shards[maphash.Bytes(m.seed, text)&m.shardMask].rejected.Add(1)
 		return Claims{}, ErrInvalid
 	}
-	nowNano := now.UnixNano()
-	s, start := m.locate(&t)
-	for k := range uint64(window) {
-		slot := &s.slots[(start+k)&m.slotMask]
+	s, b, tag := m.locate(&t)
+	for match := matchTags(b.tags.Load(), tag); match != 0; match &= match - 1 {
+		slot := &b.slots[bits.TrailingZeros64(match)/8]
 		e := slot.Load()
 		if e == nil || e.ticket != t {
 			continue
@@ -279,7 +336,7 @@ func (m *Map) Redeem(text []byte, now time.Time) (Claims, error) {
 		// entry's address is unique, so only one CAS from it can succeed.
 		won := slot.CompareAndSwap(e, nil)
 		switch {
-		case won && nowNano < e.expires:
+		case won && now.UnixNano() < e.expires:
 			s.redeemed.Add(1)
 			return e.claims, nil
 		case won:
@@ -301,36 +358,49 @@ func (m *Map) Sweep(now time.Time, budget int) int {
 		return 0
 	}
 	nowNano := now.UnixNano()
-	total := uint64(len(m.shards)) << m.slotBits
-	first := m.sweepNext.Add(uint64(budget)) - uint64(budget)
+	perShard := m.buckets * bucketSlots
+	pos := (m.sweepNext.Add(uint64(budget)) - uint64(budget)) % m.slotCount()
 	reclaimed := 0
-	for i := range uint64(budget) {
-		pos := (first + i) & (total - 1)
-		s := &m.shards[pos>>m.slotBits]
-		if s.reclaim(&s.slots[pos&m.slotMask], nowNano) {
+	for range budget {
+		s := &m.shards[pos/perShard]
+		if s.reclaim(pos%perShard, nowNano) {
 			reclaimed++
+		}
+		if pos++; pos == m.slotCount() {
+			pos = 0
 		}
 	}
 	return reclaimed
 }
 
-// sweep reclaims expired tickets from up to budget slots of s, continuing
-// from where its previous sweep stopped, and returns how many it reclaimed.
-func (s *shard) sweep(slotMask uint64, nowNano int64, budget int) int {
-	first := s.sweepNext.Add(uint64(budget)) - uint64(budget)
+// slotCount is the number of slots in the table.
+func (m *Map) slotCount() uint64 {
+	return uint64(len(m.shards)) * m.buckets * bucketSlots
+}
+
+// sweepShard reclaims expired tickets from up to budget slots of s,
+// continuing where its previous sweep stopped, and returns how many it
+// reclaimed.
+func (m *Map) sweepShard(s *shard, nowNano int64, budget int) int {
+	perShard := m.buckets * bucketSlots
+	pos := (s.sweepNext.Add(uint64(budget)) - uint64(budget)) % perShard
 	reclaimed := 0
-	for i := range uint64(budget) {
-		if s.reclaim(&s.slots[(first+i)&slotMask], nowNano) {
+	for range budget {
+		if s.reclaim(pos, nowNano) {
 			reclaimed++
+		}
+		if pos++; pos == perShard {
+			pos = 0
 		}
 	}
 	return reclaimed
 }
 
-// reclaim empties slot if it holds a ticket expired at nowNano.
-func (s *shard) reclaim(slot *atomic.Pointer[entry], nowNano int64) bool {
+// reclaim empties slot i of s if it holds a ticket expired at nowNano.
+func (s *shard) reclaim(i uint64, nowNano int64) bool {
+	slot := &s.buckets[i/bucketSlots].slots[i%bucketSlots]
 	e := slot.Load()
-	if e == nil || nowNano < e.expires || !slot.CompareAndSwap(e, nil) {
+	if e == nil || !e.reclaimable(nowNano) || !slot.CompareAndSwap(e, nil) {
 		return false
 	}
 	s.expired.Add(1)
@@ -347,7 +417,7 @@ func (m *Map) Run(ctx context.Context, every time.Duration) {
 	if every <= 0 {
 		every = time.Second
 	}
-	total := len(m.shards) << m.slotBits
+	total := int(m.slotCount())
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {

@@ -216,7 +216,7 @@ func TestSweepReclaimsExpired(t *testing.T) {
 			long = append(long, tk)
 		}
 	}
-	total := len(m.shards) << m.slotBits
+	total := int(m.slotCount())
 	if got := m.Sweep(t0, total); got != 0 {
 		t.Fatalf("Sweep before any expiry reclaimed %d", got)
 	}
@@ -383,7 +383,7 @@ func TestConcurrentIssueRedeemSweep(t *testing.T) {
 		t.Fatalf("inconsistent stats %+v", st)
 	}
 	// Everything left expires; a final full sweep empties the map.
-	m.Sweep(t0.Add(time.Hour), len(m.shards)<<m.slotBits)
+	m.Sweep(t0.Add(time.Hour), int(m.slotCount()))
 	if st := m.Stats(); st.Live != 0 {
 		t.Fatalf("after a full sweep: %+v; want 0 live", st)
 	}
@@ -428,8 +428,8 @@ func TestNewMapConfig(t *testing.T) {
 	if n := len(m.shards); n&(n-1) != 0 || n < runtime.GOMAXPROCS(0) {
 		t.Fatalf("zero config: %d shards; want a power of two ≥ GOMAXPROCS", n)
 	}
-	if slots := 1 << m.slotBits; slots*len(m.shards) < slotsPerLive*DefaultCapacity {
-		t.Fatalf("zero config: %d slots for capacity %d", slots*len(m.shards), DefaultCapacity)
+	if slots := m.slotCount(); slots < slotsPerLive*DefaultCapacity {
+		t.Fatalf("zero config: %d slots for capacity %d", slots, DefaultCapacity)
 	}
 	for _, bad := range []MapConfig{{Capacity: -1}, {Shards: 3}, {Shards: -2}} {
 		func() {

@@ -7,11 +7,12 @@
 // expires. Redeem is on the admission hot path of every event loop: an
 // implementation must never block, lock or allocate there.
 //
-// Map's progress guarantees: Redeem and Sweep are wait-free (a bounded number
-// of steps whatever other goroutines do: at most a window of slot loads, one
-// CAS and one counter add); Issue is lock-free and bounded (a fixed number of
-// attempts, each a bounded probe, then ErrFull). No operation ever waits for
-// another goroutine, and none takes a mutex.
+// Map's progress guarantees: every operation is wait-free, finishing in a
+// bounded number of its own steps whatever other goroutines do. Redeem reads
+// one bucket (one cache line) and makes at most one CAS and one counter add;
+// Sweep visits its budget of slots; Issue makes a fixed number of attempts,
+// each one bucket, then answers ErrFull. No operation ever waits for another
+// goroutine, and none takes a mutex.
 //
 // This package must never log a ticket, verify a JWT, hash a password, block
 // the caller, or hold more than its configured capacity of tickets.
