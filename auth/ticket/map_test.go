@@ -1,6 +1,7 @@
 package ticket
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"runtime"
@@ -217,6 +218,9 @@ func TestSweepReclaimsExpired(t *testing.T) {
 		}
 	}
 	total := int(m.slotCount())
+	if got := m.Sweep(t0.Add(time.Hour), 0); got != 0 {
+		t.Fatalf("Sweep with budget 0 reclaimed %d", got)
+	}
 	if got := m.Sweep(t0, total); got != 0 {
 		t.Fatalf("Sweep before any expiry reclaimed %d", got)
 	}
@@ -460,4 +464,20 @@ func TestTicketNeverOutlivesSession(t *testing.T) {
 	if _, err := m.Redeem(text(tk), t0.Add(30*time.Second)); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Redeem at TTL with a long session: err = %v; want ErrInvalid", err)
 	}
+}
+
+// FuzzRedeem: whatever bytes a client sends, only the issued ticket's text
+// redeems.
+func FuzzRedeem(f *testing.F) {
+	m := NewMap(MapConfig{Capacity: 64})
+	issued := text(mustIssue(f, m, Claims{Subject: "maggie"}, t0, time.Minute))
+	f.Add(issued)
+	for _, tc := range parseCases {
+		f.Add([]byte(tc.text))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := m.Redeem(b, t0); err == nil && !bytes.Equal(b, issued) {
+			t.Fatalf("Redeem(%q) succeeded; only %q was issued", b, issued)
+		}
+	})
 }
