@@ -204,8 +204,8 @@ func ceilPow2(n int) int {
 func (m *Map) locate(t *Ticket) (*shard, *bucket, uint8) {
 	h := maphash.Bytes(m.seed, t[:])
 	s := &m.shards[h&m.shardMask]
-	// The shard takes the low bits, the tag the next byte, and the bucket
-	// the high bits (h × buckets / 2⁶⁴, uniform without a power of two).
+	// The shard takes the low bits (at most 10), the tag bits 16 to 23, and
+	// the bucket the high bits (h × buckets / 2⁶⁴: uniform over any count).
 	i, _ := bits.Mul64(h, m.buckets)
 	return s, &s.buckets[i], uint8(h >> 16)
 }
@@ -213,7 +213,8 @@ func (m *Map) locate(t *Ticket) (*shard, *bucket, uint8) {
 // Issue stores c under a fresh ticket valid while now < now+ttl and returns
 // the ticket. A ticket never outlives the session it was traded for: when
 // c.SessionExpires is set and earlier, the ticket expires then. A ttl ≤ 0
-// issues a ticket that never redeems. Issue allocates one entry. It fails
+// issues a ticket that never redeems. Issue keeps c as given (the caller must
+// not change c.Channels afterwards) and allocates one entry. It fails
 // with ErrFull when the Map holds its Capacity of live tickets (or a little
 // before: see Map), and with the crypto/rand error if randomness fails.
 // Safe for concurrent use; wait-free (bounded).
