@@ -427,6 +427,9 @@ func (m *Map) Run(ctx context.Context, every time.Duration) {
 			return
 		case <-tick.C:
 		}
+		if m.Stats().Live == 0 {
+			continue // an idle server need not read the whole table
+		}
 		for done := 0; done < total; done += slice {
 			if ctx.Err() != nil {
 				return
