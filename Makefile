@@ -49,5 +49,15 @@ load:
 		-conns 10000 -in-flight 256 -duration 5s -hold 2s -messages 20 -interval 100ms \
 		-json bench/results/load.json | tee bench/results/load.txt
 
+# Each fuzz target for FUZZTIME (default 20s); FUZZTIME=10m make fuzz for a real run.
+# The seed corpora (testdata/fuzz) also run as plain tests in make test.
+FUZZ_TARGETS = ./engine:FuzzHandshake ./engine:FuzzFrames ./auth/ticket:FuzzParse ./auth/ticket:FuzzRedeem
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
 clean:
 	rm -rf bin
