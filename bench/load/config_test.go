@@ -91,8 +91,8 @@ func TestParseProcFiles(t *testing.T) {
 	// utime 250 and stime 50 ticks; the name holds a space and a ')'.
 	stat := "4242 (my )server) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 7 0 1000 1000000 500"
 	cpu, err := parseStatCPU([]byte(stat))
-	if err != nil || cpu != 3*time.Second {
-		t.Errorf("cpu = %v, %v; want 3s", cpu, err)
+	if err != nil || cpu.user != 2500*time.Millisecond || cpu.sys != 500*time.Millisecond {
+		t.Errorf("cpu = %+v, %v; want 2.5s user, 0.5s sys", cpu, err)
 	}
 	if _, err := parseStatCPU([]byte("4242 (x) S 1 2")); err == nil {
 		t.Error("short stat accepted")

@@ -192,15 +192,19 @@ func ratio(a, b Metric) string {
 // addCPU adds the server's CPU time per unit of the scenario's work, read
 // from /proc: it shows the server's own cost even when the machine's other
 // work (the load generator, the kernel's TCP handshakes) caps the rates.
-func (r *Result) addCPU(cpu time.Duration) {
-	if cpu <= 0 {
+// With split, user and kernel time are shown apart.
+func (r *Result) addCPU(cpu cpuUsage, split bool) {
+	total := cpu.user + cpu.sys
+	if total <= 0 || r.ops <= 0 {
 		return
 	}
-	if r.ops <= 0 {
-		return
+	per := func(d time.Duration) float64 { return float64(d) / 1e3 / float64(r.ops) }
+	r.add("server CPU/op", "µs", per(total), true)
+	if split {
+		r.add("  of which user", "µs", per(cpu.user), true)
+		r.add("  of which kernel", "µs", per(cpu.sys), true)
 	}
-	r.add("server CPU/op", "µs", float64(cpu)/1e3/float64(r.ops), true)
-	r.add("server CPU", "s", cpu.Seconds(), true)
+	r.add("server CPU", "s", total.Seconds(), true)
 }
 
 // medians folds the rounds of each server and scenario into one result

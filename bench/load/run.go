@@ -175,7 +175,7 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 		return res, err
 	}
 	cpuBefore, rssReady := t.cpu(), t.rss()
-	var cpuAfter time.Duration
+	var cpuAfter cpuUsage
 	co.broadcast("go")
 	var rssAfter int64
 	published := 0
@@ -225,7 +225,7 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 	}
 	total := co.sum()
 	res.fill(total, [3]int64{rssBefore, rssReady, rssAfter}, published)
-	res.addCPU(cpuAfter - cpuBefore)
+	res.addCPU(cpuAfter.sub(cpuBefore), t.pid != 0)
 	co.progress(true)
 	return res, nil
 }

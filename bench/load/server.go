@@ -147,36 +147,43 @@ func parseVmRSS(status []byte) (int64, error) {
 // 100 on every Linux architecture Go supports.
 const clockTicks = 100
 
-// cpuTime reads the user plus system CPU time pid has used, all threads.
-func cpuTime(pid int) (time.Duration, error) {
+// cpuUsage is CPU time a process has used: in its own code (user) and in
+// the kernel on its behalf (sys).
+type cpuUsage struct{ user, sys time.Duration }
+
+func (u cpuUsage) sub(o cpuUsage) cpuUsage { return cpuUsage{u.user - o.user, u.sys - o.sys} }
+
+// cpuTime reads the CPU time pid has used, all threads.
+func cpuTime(pid int) (cpuUsage, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		return cpuUsage{}, err
 	}
 	return parseStatCPU(b)
 }
 
-// parseStatCPU sums utime and stime (fields 14 and 15) of /proc/<pid>/stat.
+// parseStatCPU reads utime and stime (fields 14 and 15) of /proc/<pid>/stat.
 // The command name (field 2) may hold spaces and parentheses, so fields
 // are counted from the last ')'.
-func parseStatCPU(stat []byte) (time.Duration, error) {
+func parseStatCPU(stat []byte) (cpuUsage, error) {
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("load: malformed /proc stat")
+		return cpuUsage{}, fmt.Errorf("load: malformed /proc stat")
 	}
 	f := bytes.Fields(stat[i+1:]) // f[0] is field 3, the state
 	if len(f) < 13 {
-		return 0, fmt.Errorf("load: short /proc stat")
+		return cpuUsage{}, fmt.Errorf("load: short /proc stat")
 	}
-	var ticks int64
-	for _, s := range f[11:13] {
+	var ticks [2]int64
+	for k, s := range f[11:13] {
 		n, err := strconv.ParseInt(string(s), 10, 64)
 		if err != nil {
-			return 0, err
+			return cpuUsage{}, err
 		}
-		ticks += n
+		ticks[k] = n
 	}
-	return time.Duration(ticks) * time.Second / clockTicks, nil
+	tick := time.Second / clockTicks
+	return cpuUsage{user: time.Duration(ticks[0]) * tick, sys: time.Duration(ticks[1]) * tick}, nil
 }
 
 // rss is the target's resident memory: from /proc when its pid is known,
@@ -190,15 +197,15 @@ func (t *target) rss() int64 {
 	return int64(v)
 }
 
-// cpu is the target's CPU time so far, from /proc or /metrics
-// (process_cpu_seconds_total), else 0.
-func (t *target) cpu() time.Duration {
+// cpu is the target's CPU time so far, from /proc or else from /metrics
+// (process_cpu_seconds_total, counted as user time: it has no split).
+func (t *target) cpu() cpuUsage {
 	if t.pid != 0 {
 		v, _ := cpuTime(t.pid)
 		return v
 	}
 	v, _ := t.metric("process_cpu_seconds_total")
-	return time.Duration(v * float64(time.Second))
+	return cpuUsage{user: time.Duration(v * float64(time.Second))}
 }
 
 // metric reads one unlabelled sample from the target's /metrics.
