@@ -40,6 +40,8 @@ bench:
 LOAD_SERVERS ?= turnstile,gorilla
 # The servers get CPU 0 alone and the load workers the rest (if there is a rest).
 LOAD_PIN ?= $(shell [ "$$(nproc)" -gt 1 ] && echo 0)
+# More turnstile-load flags, e.g. LOAD_FLAGS='-server-procs 2 -repeat 3'.
+LOAD_FLAGS ?=
 load:
 	$(GO) build -o bin/turnstile ./cmd/turnstile
 	$(GO) build -o bin/turnstile-load ./cmd/turnstile-load
@@ -47,7 +49,8 @@ load:
 	@mkdir -p bench/results
 	bin/turnstile-load -servers $(LOAD_SERVERS) -pin "$(LOAD_PIN)" -scenario reject,connect,fanout \
 		-conns 10000 -in-flight 256 -duration 5s -hold 2s -messages 20 -interval 100ms \
-		-json bench/results/load.json | tee bench/results/load.txt
+		$(LOAD_FLAGS) -json bench/results/load.json > bench/results/load.txt; \
+		status=$$?; cat bench/results/load.txt; exit $$status
 
 # Each fuzz target for FUZZTIME (default 20s); FUZZTIME=10m make fuzz for a real run.
 # The seed corpora (testdata/fuzz) also run as plain tests in make test.
