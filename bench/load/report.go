@@ -51,11 +51,8 @@ func (r *Result) fill(t workerResult, rss [3]int64, published int) {
 	hs := &t.Handshake
 	lat := &t.Latency
 	r.ops = t.Messages
-	switch r.Scenario {
-	case "connect":
+	if r.Scenario == "connect" {
 		r.ops = t.Opened
-	case "reject":
-		r.ops = t.Rejected
 	}
 	switch r.Scenario {
 	case "connect":
@@ -74,7 +71,7 @@ func (r *Result) fill(t workerResult, rss [3]int64, published int) {
 			r.add("server mem/conn", "KiB", float64(rss[2]-rss[0])/float64(t.Opened)/1024, true)
 		}
 	case "reject":
-		r.add("rejections/s", "1/s", perSecond(t.Rejected, t.Begin, t.End), false)
+		r.add("rejections/s", "1/s", perSecond(t.Messages, t.Begin, t.End), false)
 		r.add("reject p50", "ms", ms(hs.Quantile(0.5)), true)
 		r.add("reject p99", "ms", ms(hs.Quantile(0.99)), true)
 		r.add("answered 401", "", float64(t.Statuses[401]), false)

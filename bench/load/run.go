@@ -396,6 +396,7 @@ func (r *workerResult) merge(o *workerResult) {
 	r.Dropped += o.Dropped
 	r.Messages += o.Messages
 	r.Welcomed += o.Welcomed
+	r.Closed += o.Closed
 	r.FirstDial = minNonZero(r.FirstDial, o.FirstDial)
 	r.Begin = minNonZero(r.Begin, o.Begin)
 	r.LastOpen = max(r.LastOpen, o.LastOpen)

@@ -50,8 +50,9 @@ type workerResult struct {
 	Rejected  int64         `json:"rejected"` // non-101 answers
 	Failed    int64         `json:"failed"`   // errors and timeouts before opening
 	Dropped   int64         `json:"dropped"`  // closed by the server after opening
-	Messages  int64         `json:"messages"` // deliveries, echoes or churn cycles
+	Messages  int64         `json:"messages"` // deliveries, echoes, churn cycles or rejections inside the measured window
 	Welcomed  int64         `json:"welcomed"` // connections that got their welcome
+	Closed    int64         `json:"closed"`   // churn: cycles the client closed
 	FirstDial int64         `json:"first_dial"`
 	LastOpen  int64         `json:"last_open"`
 	LastMsg   int64         `json:"last_msg"`
@@ -241,7 +242,7 @@ func (w *worker) loop() {
 		}
 		inFlight = int(w.res.Started - w.res.Opened - w.res.Rejected - w.res.Failed)
 		if j.Scenario == "churn" {
-			inFlight = int(w.res.Started - w.res.Messages - w.res.Rejected - w.res.Failed - w.res.Dropped)
+			inFlight = int(w.res.Started - w.res.Closed - w.res.Rejected - w.res.Failed - w.res.Dropped)
 		}
 		switch j.Scenario {
 		case "connect", "fanout", "echo":
@@ -331,7 +332,10 @@ func (w *worker) onReject(c *wsconn, status int, now int64) {
 		w.res.Statuses = map[int]int64{}
 	}
 	w.res.Statuses[status]++
+	// Only answers inside the measured window count towards the rate;
+	// the ones still in flight when it closes arrive after End.
 	if w.job.Scenario == "reject" && w.phase == 1 {
+		w.res.Messages++
 		w.res.Handshake.Record(now - c.start)
 	}
 }
@@ -344,9 +348,12 @@ func (w *worker) onMessage(c *wsconn, op byte, payload []byte, now int64) {
 	switch w.job.Scenario {
 	case "churn":
 		// The first message is the welcome: a cycle is complete.
-		w.res.Messages++
-		w.res.Latency.Record(now - c.start)
+		if w.phase == 1 {
+			w.res.Messages++
+			w.res.Latency.Record(now - c.start)
+		}
 		w.eng.close(c)
+		w.res.Closed++
 	case "fanout":
 		if t, ok := extractStamp(payload); ok {
 			w.res.Messages++
