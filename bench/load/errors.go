@@ -16,4 +16,5 @@ var (
 	errTimeout          = errors.New("load: timed out")
 	errUnsupportedOS    = errors.New("load: the epoll client needs Linux")
 	errNoMetric         = errors.New("load: metric not exposed")
+	errNoWelcome        = errors.New("first message is not the welcome")
 )

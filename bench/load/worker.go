@@ -2,6 +2,7 @@ package load
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -131,10 +132,9 @@ type worker struct {
 }
 
 func (w *worker) emit(kind string) {
-	ev := event{Kind: kind, Worker: w.job.ID}
-	if kind == "progress" || kind == "result" {
-		ev.Stats = &w.res
-	}
+	// Every event carries the counts, so that the coordinator never acts
+	// on stale ones (fanout's expected deliveries come from "connected").
+	ev := event{Kind: kind, Worker: w.job.ID, Stats: &w.res}
 	_ = w.enc.Encode(ev)
 }
 
@@ -342,18 +342,24 @@ func (w *worker) onReject(c *wsconn, status int, now int64) {
 
 func (w *worker) onMessage(c *wsconn, op byte, payload []byte, now int64) {
 	if !c.welcome {
+		// The contract: the first frame after 101 is the welcome.
 		c.welcome = true
 		w.res.Welcomed++
+		if !bytes.Contains(payload, welcomeType) {
+			w.res.addError(errNoWelcome)
+		}
+		if w.job.Scenario == "churn" {
+			// A cycle is complete: ticket, connect, welcome.
+			if w.phase == 1 {
+				w.res.Messages++
+				w.res.Latency.Record(now - c.start)
+			}
+			w.eng.close(c)
+			w.res.Closed++
+		}
+		return
 	}
 	switch w.job.Scenario {
-	case "churn":
-		// The first message is the welcome: a cycle is complete.
-		if w.phase == 1 {
-			w.res.Messages++
-			w.res.Latency.Record(now - c.start)
-		}
-		w.eng.close(c)
-		w.res.Closed++
 	case "fanout":
 		if t, ok := extractStamp(payload); ok {
 			w.res.Messages++
@@ -374,6 +380,8 @@ func (w *worker) onMessage(c *wsconn, op byte, payload []byte, now int64) {
 		}
 	}
 }
+
+var welcomeType = []byte(`"type":"welcome"`)
 
 func (w *worker) onFail(c *wsconn, err error, now int64) {
 	if c.opened {
