@@ -368,3 +368,12 @@ func raiseFDLimit() {
 		_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &r)
 	}
 }
+
+// selfCPU is the CPU time this process has used.
+func selfCPU() cpuUsage {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return cpuUsage{}
+	}
+	return cpuUsage{user: time.Duration(ru.Utime.Nano()), sys: time.Duration(ru.Stime.Nano())}
+}

@@ -22,7 +22,7 @@ type handler interface {
 	onFail(c *wsconn, err error, now int64)
 }
 
-type engine struct{}
+type engine struct{ nodelay bool }
 
 func newEngine(string, string, []netip.Addr, handler) (*engine, error) {
 	return nil, errUnsupportedOS
@@ -35,3 +35,5 @@ func (e *engine) expire(int64, time.Duration)       {}
 func (e *engine) each(func(*wsconn))                {}
 func (e *engine) shutdown()                         {}
 func raiseFDLimit()                                 {}
+
+func selfCPU() cpuUsage { return cpuUsage{} }

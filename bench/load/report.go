@@ -204,6 +204,16 @@ func (r *Result) addCPU(cpu cpuUsage, split bool) {
 	r.add("server CPU", "s", total.Seconds(), true)
 }
 
+// addClientCPU adds the load generator's own CPU time per operation: when
+// it is near the server's, the client shares the limit.
+func (r *Result) addClientCPU(user, sys int64) {
+	if r.ops <= 0 || user+sys <= 0 {
+		return
+	}
+	r.add("client CPU/op", "µs", float64(user+sys)/1e3/float64(r.ops), true)
+	r.add("  of which kernel", "µs", float64(sys)/1e3/float64(r.ops), true)
+}
+
 // medians folds the rounds of each server and scenario into one result
 // whose every metric is the median over the rounds.
 func medians(results []Result) []Result {

@@ -226,6 +226,7 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 	total := co.sum()
 	res.fill(total, [3]int64{rssBefore, rssReady, rssAfter}, published)
 	res.addCPU(cpuAfter.sub(cpuBefore), t.pid != 0)
+	res.addClientCPU(total.ClientUser, total.ClientSys)
 	co.progress(true)
 	return res, nil
 }
@@ -397,6 +398,8 @@ func (r *workerResult) merge(o *workerResult) {
 	r.Messages += o.Messages
 	r.Welcomed += o.Welcomed
 	r.Closed += o.Closed
+	r.ClientUser += o.ClientUser
+	r.ClientSys += o.ClientSys
 	r.FirstDial = minNonZero(r.FirstDial, o.FirstDial)
 	r.Begin = minNonZero(r.Begin, o.Begin)
 	r.LastOpen = max(r.LastOpen, o.LastOpen)

@@ -46,22 +46,25 @@ type event struct {
 
 // workerResult is what a worker counted. Times are Unix ns.
 type workerResult struct {
-	Started   int64         `json:"started"`
-	Opened    int64         `json:"opened"`
-	Rejected  int64         `json:"rejected"` // non-101 answers
-	Failed    int64         `json:"failed"`   // errors and timeouts before opening
-	Dropped   int64         `json:"dropped"`  // closed by the server after opening
-	Messages  int64         `json:"messages"` // deliveries, echoes, churn cycles or rejections inside the measured window
-	Welcomed  int64         `json:"welcomed"` // connections that got their welcome
-	Closed    int64         `json:"closed"`   // churn: cycles the client closed
-	FirstDial int64         `json:"first_dial"`
-	LastOpen  int64         `json:"last_open"`
-	LastMsg   int64         `json:"last_msg"`
-	Begin     int64         `json:"begin"` // measured phase of reject, churn, echo
-	End       int64         `json:"end"`
-	Handshake Histogram     `json:"handshake"` // dial → response
-	Latency   Histogram     `json:"latency"`   // publish → receive, echo round trip, churn cycle
-	Statuses  map[int]int64 `json:"statuses,omitempty"`
+	Started  int64 `json:"started"`
+	Opened   int64 `json:"opened"`
+	Rejected int64 `json:"rejected"` // non-101 answers
+	Failed   int64 `json:"failed"`   // errors and timeouts before opening
+	Dropped  int64 `json:"dropped"`  // closed by the server after opening
+	Messages int64 `json:"messages"` // deliveries, echoes, churn cycles or rejections inside the measured window
+	Welcomed int64 `json:"welcomed"` // connections that got their welcome
+	Closed   int64 `json:"closed"`   // churn: cycles the client closed
+	// The worker's own CPU time in the measured phase, ns.
+	ClientUser int64         `json:"client_user"`
+	ClientSys  int64         `json:"client_sys"`
+	FirstDial  int64         `json:"first_dial"`
+	LastOpen   int64         `json:"last_open"`
+	LastMsg    int64         `json:"last_msg"`
+	Begin      int64         `json:"begin"` // measured phase of reject, churn, echo
+	End        int64         `json:"end"`
+	Handshake  Histogram     `json:"handshake"` // dial → response
+	Latency    Histogram     `json:"latency"`   // publish → receive, echo round trip, churn cycle
+	Statuses   map[int]int64 `json:"statuses,omitempty"`
 	// Spread maps a publish's send time to the latest delivery of it seen
 	// (fanout): the time the whole fan-out took.
 	Spread map[int64]int64  `json:"spread,omitempty"`
@@ -129,6 +132,20 @@ type worker struct {
 	api     *apiClient
 	echoMsg []byte
 	phase   int // 0 connecting, 1 measuring, 2 finished
+	cpuFrom cpuUsage
+	cpuDone bool
+}
+
+// cpuMark starts measuring the worker's own CPU time; cpuStop adds what
+// it used since into the result, so the load generator's cost per
+// operation can be read beside the server's.
+func (w *worker) cpuMark() { w.cpuFrom, w.cpuDone = selfCPU(), false }
+
+func (w *worker) cpuStop() {
+	used := selfCPU().sub(w.cpuFrom)
+	w.res.ClientUser += int64(used.user)
+	w.res.ClientSys += int64(used.sys)
+	w.cpuDone = true
 }
 
 func (w *worker) emit(kind string) {
@@ -222,6 +239,12 @@ func (w *worker) loop() {
 	start := time.Now().UnixNano()
 	lastProgress, lastExpire := start, start
 	inFlight := 0
+	w.cpuMark()
+	defer func() {
+		if !w.cpuDone {
+			w.cpuStop() // fanout measures until the coordinator stops it
+		}
+	}()
 	for {
 		w.eng.poll(2)
 		now := time.Now().UnixNano()
@@ -258,6 +281,11 @@ func (w *worker) loop() {
 			// the server's hub) or lost.
 			if w.phase == 0 && w.res.Welcomed+w.res.Rejected+w.res.Failed+w.res.Dropped >= int64(j.Conns) {
 				w.phase = 1
+				if j.Scenario == "connect" {
+					w.cpuStop()
+				} else {
+					w.cpuMark() // the connects are not fan-out or echo work
+				}
 				w.emit("connected")
 				if j.Scenario == "echo" {
 					w.res.Begin = now
@@ -267,6 +295,7 @@ func (w *worker) loop() {
 			if j.Scenario == "echo" && w.phase == 1 && now-w.res.Begin > int64(j.Duration) {
 				w.res.End = now
 				w.phase = 2
+				w.cpuStop()
 				w.emit("done")
 			}
 		case "reject", "churn":
@@ -275,6 +304,7 @@ func (w *worker) loop() {
 			}
 			if w.phase == 1 && now-w.res.Begin > int64(j.Duration) {
 				w.res.End, w.phase = now, 2
+				w.cpuStop()
 				w.emit("done")
 			}
 			for w.phase == 1 && inFlight < j.Conns {
