@@ -198,8 +198,8 @@ func (r *Result) addCPU(cpu cpuUsage, split bool) {
 	per := func(d time.Duration) float64 { return float64(d) / 1e3 / float64(r.ops) }
 	r.add("server CPU/op", "µs", per(total), true)
 	if split {
-		r.add("  of which user", "µs", per(cpu.user), true)
-		r.add("  of which kernel", "µs", per(cpu.sys), true)
+		r.add("server user/op", "µs", per(cpu.user), true)
+		r.add("server kernel/op", "µs", per(cpu.sys), true)
 	}
 	r.add("server CPU", "s", total.Seconds(), true)
 }
@@ -211,7 +211,7 @@ func (r *Result) addClientCPU(user, sys int64) {
 		return
 	}
 	r.add("client CPU/op", "µs", float64(user+sys)/1e3/float64(r.ops), true)
-	r.add("  of which kernel", "µs", float64(sys)/1e3/float64(r.ops), true)
+	r.add("client kernel/op", "µs", float64(sys)/1e3/float64(r.ops), true)
 }
 
 // medians folds the rounds of each server and scenario into one result
