@@ -61,7 +61,9 @@ func (l *loop) check(c *Conn, h ws.Header) (ws.StatusCode, string) {
 	if err := ws.CheckHeader(h, state); err != nil {
 		return ws.StatusProtocolError, "protocol error"
 	}
-	if !h.OpCode.IsControl() && int64(c.fragLen)+h.Length > int64(l.srv.cfg.MaxMessageBytes) {
+	// Compare with the room left, not fragLen+Length: a declared length near
+	// 2^63 would overflow the sum and pass.
+	if !h.OpCode.IsControl() && h.Length > int64(l.srv.cfg.MaxMessageBytes-c.fragLen) {
 		return ws.StatusMessageTooBig, "message too big"
 	}
 	return 0, ""
