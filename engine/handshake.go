@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math"
 	"strconv"
 	"time"
 
@@ -196,12 +197,22 @@ func (l *loop) admit(c *Conn, hdr []byte) (RejectReason, bool) {
 	}
 	c.user = l.hs.claims.Subject
 	if exp := l.hs.claims.SessionExpires; !exp.IsZero() {
-		c.expires = max(l.srv.now()+int64(time.Until(exp)), 1)
+		c.expires = sessionEnd(l.srv.now(), time.Until(exp))
 	}
 	l.hs.claims = ticket.Claims{}
 	c.id = l.newID()
 	l.hs.io.out = appendWelcome(l.hs.io.out, c.user, c.id)
 	return 0, true
+}
+
+// sessionEnd is the server-clock time a session ends, left from
+// now: at least 1 (0 means never), and saturated rather than wrapped when
+// left is near time.Duration's maximum (an expiry centuries away).
+func sessionEnd(now int64, left time.Duration) int64 {
+	if int64(left) > math.MaxInt64-now {
+		return math.MaxInt64
+	}
+	return max(now+int64(left), 1)
 }
 
 // newID returns an id unique within the server: loop index and a per-loop

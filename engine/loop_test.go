@@ -61,6 +61,25 @@ func TestSessionExpiry(t *testing.T) {
 	}
 }
 
+// A session that ends centuries from now (past time.Duration's range) must
+// not wrap around and end at once.
+func TestSessionExpiryFarFuture(t *testing.T) {
+	s, st := startServer(t, Config{Echo: true})
+	conn := dial(t, s)
+	tk := st.addClaims(ticket.Claims{Subject: "maggie", SessionExpires: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)})
+	conn.Write([]byte(upgradeRequest("/ws", tk, "")))
+	br := bufio.NewReader(conn)
+	if resp := readResponse(t, br); resp.StatusCode != 101 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	readFrame(t, br)
+	time.Sleep(3 * s.tick) // several sweeps pass over the connection
+	conn.Write(clientFrame(true, ws.OpText, []byte("still here")))
+	if f := readFrame(t, br); f.op != ws.OpText || string(f.payload) != "still here" {
+		t.Fatalf("got %v %q, want the echo", f.op, f.payload)
+	}
+}
+
 // A client that keeps talking is not idle.
 func TestActivityKeepsConnection(t *testing.T) {
 	s, st := startServer(t, Config{Echo: true, PingInterval: time.Hour, IdleTimeout: 600 * time.Millisecond})
