@@ -5,8 +5,9 @@
 //
 // The way a connection travels: OnOpen puts a Conn in the gnet context and
 // its handshake deadline in the loop's FIFO; OnTraffic waits for the whole
-// header block, runs the loop's Upgrader over exactly those bytes (path,
-// ticket, Origin, version, capacity; the ticket redeemed last), answers 101
+// header block, runs the loop's Upgrader over exactly those bytes (method,
+// path, headers, version, Origin; then the ticket's presence and form,
+// capacity, and the ticket redeemed last), answers 101
 // and the welcome or a prebuilt rejection, then parses the frames that
 // follow with its own header parser. Each loop keeps its connections indexed
 // by user; Publish and Broadcast encode a frame once and run one task per

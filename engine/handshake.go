@@ -91,6 +91,7 @@ func (h *handshakeIO) Write(p []byte) (int, error) {
 type handshakeScratch struct {
 	io       handshakeIO
 	ticket   [ticket.TextLen]byte
+	ticketOK bool // the URI held a well-formed ticket, copied to ticket
 	claims   ticket.Claims
 	reserved bool // holds a MaxConns slot
 }
@@ -111,11 +112,13 @@ func (l *loop) newUpgrader() ws.Upgrader {
 			if string(path) != cfg.Path {
 				return errRejectNotFound
 			}
+			// A missing or malformed ticket is answered only once the
+			// headers have passed (DESIGN 1.3's order), in OnBeforeUpgrade.
 			t, ok := queryValue(query, ticketParam)
-			if !ok || len(t) != ticket.TextLen || !isBase64URL(t) {
-				return errRejectTicket
+			if ok && len(t) == ticket.TextLen && isBase64URL(t) {
+				copy(l.hs.ticket[:], t)
+				l.hs.ticketOK = true
 			}
-			copy(l.hs.ticket[:], t)
 			return nil
 		},
 		OnHeader: func(key, value []byte) error {
@@ -130,6 +133,9 @@ func (l *loop) newUpgrader() ws.Upgrader {
 			return errRejectOrigin
 		},
 		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
+			if !l.hs.ticketOK {
+				return nil, errRejectTicket
+			}
 			if max := cfg.MaxConns; max > 0 {
 				if l.srv.openConns.Add(1) > int64(max) {
 					l.srv.openConns.Add(-1)
@@ -182,7 +188,7 @@ func isBase64URL(b []byte) bool {
 func (l *loop) admit(c *Conn, hdr []byte) (RejectReason, bool) {
 	l.hs.io.in = hdr
 	l.hs.io.out = l.hs.io.out[:0]
-	l.hs.reserved = false
+	l.hs.reserved, l.hs.ticketOK = false, false
 	_, err := l.up.Upgrade(&l.hs.io)
 	l.hs.io.in = nil
 	if err != nil {

@@ -80,6 +80,49 @@ var admissionCases = []struct {
 	}, 101, "", 0, true},
 }
 
+// DESIGN 1.3's order: every stateless check comes before the ticket, so a
+// request without a ticket that is also wrong in another way gets that
+// other answer, not 401.
+var admissionOrderCases = []struct {
+	name    string
+	cfg     Config
+	request string
+	status  int
+	reason  RejectReason
+}{
+	{"no ticket, version 8", Config{},
+		strings.Replace(upgradeRequest("/ws", "", ""), "Version: 13", "Version: 8", 1), 426, RejectVersion},
+	{"no ticket, missing Upgrade", Config{},
+		strings.Replace(upgradeRequest("/ws", "", ""), "Upgrade: websocket\r\n", "", 1), 400, RejectBadRequest},
+	{"no ticket, origin not allowed", Config{},
+		upgradeRequest("/ws", "", "Origin: https://evil.example\r\n"), 403, RejectOrigin},
+	{"malformed ticket, origin not allowed", Config{},
+		upgradeRequest("/ws", "short", "Origin: https://evil.example\r\n"), 403, RejectOrigin},
+	{"no ticket, server at capacity", Config{MaxConns: 1},
+		upgradeRequest("/ws", "", ""), 401, RejectTicket},
+}
+
+func TestAdmissionOrder(t *testing.T) {
+	for _, tc := range admissionOrderCases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, st := startServer(t, tc.cfg)
+			if tc.cfg.MaxConns > 0 {
+				connect(t, s, st, "maggie")
+			}
+			conn := dial(t, s)
+			if _, err := io.WriteString(conn, tc.request); err != nil {
+				t.Fatal(err)
+			}
+			if resp := readResponse(t, bufio.NewReader(conn)); resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if got := s.Stats().Rejected[tc.reason]; got != 1 {
+				t.Errorf("Rejected[%s] = %d, want 1", tc.reason, got)
+			}
+		})
+	}
+}
+
 func TestAdmissionTable(t *testing.T) {
 	for _, tc := range admissionCases {
 		t.Run(tc.name, func(t *testing.T) {
