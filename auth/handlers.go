@@ -306,11 +306,17 @@ func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, msg)
 		return
 	}
+	// A ticket never outlives its session (ticket.Map caps it; the engine
+	// ends the connection then anyway): say so rather than now+TTL.
+	expires := now.Add(h.cfg.TicketTTL)
+	if claims.Expires.Before(expires) {
+		expires = claims.Expires
+	}
 	text := t.String()
 	h.ticketsIssued.Add(1)
 	writeJSON(w, http.StatusOK, ticketResponse{
 		Ticket:  text,
-		Expires: now.Add(h.cfg.TicketTTL).Unix(),
+		Expires: expires.Unix(),
 		URL:     h.wsURL(r) + "ticket=" + text,
 	})
 }

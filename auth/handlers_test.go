@@ -459,6 +459,26 @@ func TestTicketWithRealMap(t *testing.T) {
 	}
 }
 
+// A ticket dies with the session it was traded for (the Map caps it), so
+// the "expires" handed out must not promise more.
+func TestTicketExpiresWithSession(t *testing.T) {
+	store := ticket.NewMap(ticket.MapConfig{Capacity: 4})
+	f := newFixture(t, func(c *HandlerConfig) { c.Store, c.TicketTTL = store, time.Hour })
+	tok, tokExp, _ := f.k.hs.Sign("maggie") // 15 minutes, shorter than the ticket TTL
+	w := serve(f.h.Ticket(), ticketRequest("GET", "Bearer "+tok))
+	if w.Code != 200 {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	var resp ticketResponse
+	json.Unmarshal(w.Body.Bytes(), &resp)
+	if resp.Expires != tokExp.Unix() {
+		t.Errorf("expires = %d, want the session's end %d (not now+TTL %d)", resp.Expires, tokExp.Unix(), testNow.Add(time.Hour).Unix())
+	}
+	if _, err := store.Redeem([]byte(resp.Ticket), time.Unix(resp.Expires, 0)); !errors.Is(err, ticket.ErrInvalid) {
+		t.Errorf("Redeem at the stated expiry = %v, want ErrInvalid", err)
+	}
+}
+
 func TestNewHandlersRefusesBadConfig(t *testing.T) {
 	k := newKeys(t)
 	base := func() HandlerConfig { return HandlerConfig{Tokens: k.hs, Store: &fakeStore{}} }
