@@ -22,6 +22,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -100,6 +101,10 @@ func Parse(text []byte) (Ticket, error) {
 func (t Ticket) String() string {
 	return base64.RawURLEncoding.EncodeToString(t[:])
 }
+
+// LogValue keeps a Ticket out of logs: slog writes "[redacted]" in its
+// place, whatever the handler. Safe for concurrent use.
+func (t Ticket) LogValue() slog.Value { return slog.StringValue("[redacted]") }
 
 // AppendText appends the text form of t to dst and returns the extended
 // slice; it allocates only if dst lacks room for TextLen more bytes.

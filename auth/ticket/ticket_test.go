@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -148,5 +150,25 @@ func TestParseDoesNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("Parse: %v allocs per run; want 0", allocs)
+	}
+}
+
+// A Ticket handed to slog, by mistake, must not put the ticket in the log:
+// the text handler would print String() and the JSON handler the 16 bytes.
+func TestTicketIsRedactedInLogs(t *testing.T) {
+	tk, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	for _, h := range []slog.Handler{slog.NewTextHandler(&buf, nil), slog.NewJSONHandler(&buf, nil)} {
+		slog.New(h).Info("issued", "ticket", tk, "any", any(tk), slog.Any("attr", tk))
+	}
+	out := buf.String()
+	if strings.Contains(out, tk.String()) || strings.Contains(out, fmt.Sprint(tk[0], ",", tk[1])) {
+		t.Fatalf("ticket in log output:\n%s", out)
+	}
+	if !strings.Contains(out, "redacted") {
+		t.Fatalf("no redaction marker in log output:\n%s", out)
 	}
 }
