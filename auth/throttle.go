@@ -66,8 +66,8 @@ const (
 	DefaultMaxEntries   = 1 << 16
 )
 
-// Throttle decides whether a login may be tried. Check and Fail are safe to
-// call from many goroutines.
+// Throttle decides whether a login may be tried. Attempt and Succeeded are
+// safe to call from many goroutines.
 type Throttle struct {
 	disabled bool
 	now      func() time.Time

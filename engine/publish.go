@@ -60,6 +60,8 @@ type publishRequest struct {
 	Data      json.RawMessage `json:"data"`
 }
 
+// ServeHTTP answers one /publish request. Safe for concurrent requests; it
+// waits for the event loops (Publish), so it must never run on one.
 func (h *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if r.Method != http.MethodPost {
