@@ -136,6 +136,11 @@ func (l *loop) newUpgrader() ws.Upgrader {
 			if !l.hs.ticketOK {
 				return nil, errRejectTicket
 			}
+			// Stop's close pass may have run on this loop already: admit
+			// nothing that would outlive the drain.
+			if l.srv.stopping.Load() {
+				return nil, errRejectCapacity
+			}
 			if max := cfg.MaxConns; max > 0 {
 				if l.srv.openConns.Add(1) > int64(max) {
 					l.srv.openConns.Add(-1)

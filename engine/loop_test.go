@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,6 +124,25 @@ func TestStopSendsGoingAway(t *testing.T) {
 	}
 	if _, err := net.DialTimeout("tcp", s.Addr().String(), time.Second); err == nil {
 		t.Fatal("still accepting after Stop")
+	}
+}
+
+// A handshake that completes once Stop has begun is refused with 503 and
+// keeps its ticket: Stop's close pass may already have run on its loop (or
+// not know the loop yet), so a 101 now would outlive the drain.
+func TestNoAdmissionWhileStopping(t *testing.T) {
+	s, st := startServer(t, Config{})
+	conn := dial(t, s)
+	conn.Write([]byte("GET /ws")) // opened before Stop, completed after
+	time.Sleep(50 * time.Millisecond)
+	s.stopping.Store(true) // what Stop does first
+	tk := st.add("maggie")
+	conn.Write([]byte(strings.TrimPrefix(upgradeRequest("/ws", tk, ""), "GET /ws")))
+	if resp := readResponse(t, bufio.NewReader(conn)); resp.StatusCode != 503 {
+		t.Fatalf("status %d, want 503", resp.StatusCode)
+	}
+	if !st.has(tk) {
+		t.Fatal("a ticket refused while stopping was spent")
 	}
 }
 
