@@ -103,7 +103,7 @@ func (s *Server) Start() error {
 		gnet.WithTicker(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithReusePort(false),
-		gnet.WithLogger(gnetLogger{s.log}),
+		gnet.WithLogger(newGnetLogger(s.log)),
 	}
 	go func() {
 		defer close(s.done)
@@ -290,17 +290,50 @@ func (h *handler) OnTick() (time.Duration, gnet.Action) {
 	return s.tick, gnet.None
 }
 
-// gnetLogger routes gnet's logs to slog at debug level, or nowhere.
-type gnetLogger struct{ l *slog.Logger }
+// gnetLogger routes gnet's logs to slog. Debug and info go to debug level.
+// Warnings and errors, such as "Accept() failed … too many open files",
+// must reach an operator, but gnet repeats them for every event while the
+// cause lasts, so they go to warn level at most once per second; the rest
+// are counted and the count is logged with the next one.
+type gnetLogger struct {
+	l       *slog.Logger
+	limiter *logLimiter
+}
 
-func (g gnetLogger) logf(format string, args ...any) {
+func newGnetLogger(l *slog.Logger) gnetLogger { return gnetLogger{l: l, limiter: &logLimiter{}} }
+
+// logLimiter lets one message through per second; safe from any goroutine.
+type logLimiter struct {
+	last       atomic.Int64 // unix nanoseconds of the last message let through
+	suppressed atomic.Int64
+}
+
+func (r *logLimiter) allow(now time.Time) (ok bool, suppressed int64) {
+	last := r.last.Load()
+	if now.UnixNano()-last < int64(time.Second) || !r.last.CompareAndSwap(last, now.UnixNano()) {
+		r.suppressed.Add(1)
+		return false, 0
+	}
+	return true, r.suppressed.Swap(0)
+}
+
+func (g gnetLogger) debugf(format string, args ...any) {
 	if g.l != nil && g.l.Enabled(context.Background(), levelDebug) {
 		g.l.Debug("gnet: " + fmt.Sprintf(format, args...))
 	}
 }
 
-func (g gnetLogger) Debugf(format string, args ...any) { g.logf(format, args...) }
-func (g gnetLogger) Infof(format string, args ...any)  { g.logf(format, args...) }
-func (g gnetLogger) Warnf(format string, args ...any)  { g.logf(format, args...) }
-func (g gnetLogger) Errorf(format string, args ...any) { g.logf(format, args...) }
-func (g gnetLogger) Fatalf(format string, args ...any) { g.logf(format, args...) }
+func (g gnetLogger) warnf(format string, args ...any) {
+	if g.l == nil {
+		return
+	}
+	if ok, suppressed := g.limiter.allow(time.Now()); ok {
+		g.l.Warn("gnet: "+fmt.Sprintf(format, args...), "suppressed_since_last", suppressed)
+	}
+}
+
+func (g gnetLogger) Debugf(format string, args ...any) { g.debugf(format, args...) }
+func (g gnetLogger) Infof(format string, args ...any)  { g.debugf(format, args...) }
+func (g gnetLogger) Warnf(format string, args ...any)  { g.warnf(format, args...) }
+func (g gnetLogger) Errorf(format string, args ...any) { g.warnf(format, args...) }
+func (g gnetLogger) Fatalf(format string, args ...any) { g.warnf(format, args...) }

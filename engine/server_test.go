@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"bytes"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -24,4 +26,29 @@ func TestEchoAndClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectClose(t, br, 1000)
+}
+
+func TestGnetErrorsReachTheLogOncePerSecond(t *testing.T) {
+	var buf bytes.Buffer
+	g := newGnetLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	g.Infof("launching %d loops", 2)
+	for i := 0; i < 100; i++ {
+		g.Errorf("Accept() failed due to error: %v", "too many open files")
+	}
+	out := buf.String()
+	if strings.Contains(out, "launching") {
+		t.Errorf("gnet info reached the info log: %s", out)
+	}
+	if n := strings.Count(out, "too many open files"); n != 1 {
+		t.Fatalf("%d warnings in a burst of 100, want exactly 1:\n%s", n, out)
+	}
+	if !strings.Contains(out, "level=WARN") {
+		t.Errorf("gnet error not at warn level: %s", out)
+	}
+	g.limiter.last.Store(0) // as if a second had passed
+	buf.Reset()
+	g.Errorf("Accept() failed due to error: %v", "too many open files")
+	if !strings.Contains(buf.String(), "suppressed_since_last=99") {
+		t.Errorf("the next warning does not count the 99 suppressed: %s", buf.String())
+	}
 }
