@@ -48,7 +48,7 @@ load:
 	cd bench/peers && for p in gorilla gobwas nbio; do $(GO) build -o ../../bin/peer-$$p ./$$p || exit 1; done
 	@mkdir -p bench/results
 	bin/turnstile-load -servers $(LOAD_SERVERS) -pin "$(LOAD_PIN)" -scenario reject,connect,fanout \
-		-conns 10000 -in-flight 1024 -duration 5s -hold 2s -messages 20 -interval 100ms \
+		-conns 10000 -in-flight 1024 -duration 8s -hold 3s -messages 20 -interval 500ms \
 		$(LOAD_FLAGS) -json bench/results/load.json > bench/results/load.txt; \
 		status=$$?; cat bench/results/load.txt; exit $$status
 
