@@ -17,9 +17,11 @@ build:
 run:
 	$(GO) run ./cmd/turnstile -dev
 
-# What CI runs.
+# What CI runs: the product module, then the peer baselines (their own
+# module under bench/peers, so that they keep building beside the product).
 test: vet
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	cd bench/peers && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 
 vet:
 	$(GO) vet $(PKGS)
