@@ -146,8 +146,10 @@ func TestEndToEndPublishToUser(t *testing.T) {
 	}
 }
 
-func TestEndToEndBroadcastToThreeUsers(t *testing.T) {
-	users := []string{"ann", "bob", "cyd"}
+// writeHtpasswd writes a bcrypt htpasswd file where each user's password
+// is the user name + "-pw".
+func writeHtpasswd(t *testing.T, path string, users ...string) {
+	t.Helper()
 	var file strings.Builder
 	for _, u := range users {
 		hash, err := bcrypt.GenerateFromPassword([]byte(u+"-pw"), bcrypt.MinCost)
@@ -156,10 +158,15 @@ func TestEndToEndBroadcastToThreeUsers(t *testing.T) {
 		}
 		file.WriteString(u + ":" + string(hash) + "\n")
 	}
-	path := filepath.Join(t.TempDir(), "htpasswd")
 	if err := os.WriteFile(path, []byte(file.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestEndToEndBroadcastToThreeUsers(t *testing.T) {
+	users := []string{"ann", "bob", "cyd"}
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	writeHtpasswd(t, path, users...)
 	s := startBinary(t, "-users", path)
 	var clients []*wsClient
 	for _, u := range users {
@@ -273,5 +280,37 @@ func TestBinaryReportsPortInUse(t *testing.T) {
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "address already in use") {
 		t.Fatalf("err %v, output %s; want exit 1 naming the port in use", err, out)
+	}
+}
+
+func TestEndToEndSIGHUPReloadsUsers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	writeHtpasswd(t, path, "ann")
+	s := startBinary(t, "-users", path)
+	if code := s.do(t, "POST", "/auth", "", `{"user":"dan","pwd":"dan-pw"}`, nil); code != http.StatusUnauthorized {
+		t.Fatalf("dan before reload: %d, want 401", code)
+	}
+	writeHtpasswd(t, path, "ann", "dan")
+	s.Signal(t, syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for s.do(t, "POST", "/auth", "", `{"user":"dan","pwd":"dan-pw"}`, nil) != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatalf("dan cannot log in 10s after SIGHUP\n%s", s.Logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// A broken file keeps the users loaded before it.
+	if err := os.WriteFile(path, []byte("ann:{SHA}not-bcrypt\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.Signal(t, syscall.SIGHUP)
+	for !strings.Contains(s.Logs(), "users not reloaded") {
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatalf("no log line for the broken reload\n%s", s.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := s.Login(t, "ann", "ann-pw"); got == "" {
+		t.Fatal("ann lost after a broken reload")
 	}
 }

@@ -45,6 +45,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "turnstile: %v\n", err)
 		return 2
 	}
+	// Listen for signals before starting, so that one arriving during the
+	// start is handled as a shutdown rather than killing the process.
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(signals)
 	if err := srv.start(); err != nil {
 		fmt.Fprintf(stderr, "turnstile: %v\n", err)
 		return 1
@@ -55,9 +60,6 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		printQuickStart(stdout, srv)
 	}
 
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(signals)
 	for {
 		select {
 		case err := <-srv.httpErr:
