@@ -38,6 +38,7 @@ type Server struct {
 	addr     net.Addr
 	booted   chan struct{} // closed at the first tick: loops are accepting
 	done     chan struct{} // closed when gnet.Run returns
+	startRet chan struct{} // closed when Start returns, so Stop never races it
 	runErr   error
 
 	stopOnce sync.Once
@@ -51,7 +52,8 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, epoch: time.Now()}
+	s := &Server{cfg: cfg, log: cfg.Logger, epoch: time.Now(),
+		booted: make(chan struct{}), done: make(chan struct{}), startRet: make(chan struct{})}
 	shortest := min(cfg.HandshakeTimeout, cfg.PingInterval, cfg.IdleTimeout)
 	s.tick = min(max(shortest/4, 10*time.Millisecond), 250*time.Millisecond)
 	s.checkEvery = max(min(cfg.PingInterval, cfg.IdleTimeout)/10, s.tick)
@@ -94,8 +96,7 @@ func (s *Server) Start() error {
 	if !s.started.CompareAndSwap(false, true) {
 		return ErrStarted
 	}
-	s.booted = make(chan struct{})
-	s.done = make(chan struct{})
+	defer close(s.startRet)
 	h := &handler{s: s}
 	opts := []gnet.Option{
 		gnet.WithMulticore(true),
@@ -132,10 +133,16 @@ func (s *Server) Ready() bool { return s.ready.Load() && !s.stopping.Load() }
 // Stop stops accepting, sends close 1001 to every connection and waits until
 // they close or ctx ends; then it closes what remains and stops the event
 // loops. It returns ctx.Err() if connections had to be cut. Safe from any
-// goroutine; later calls return the first call's result.
+// goroutine; if Start is still running, Stop waits for it to return first.
+// Later calls return the first call's result.
 func (s *Server) Stop(ctx context.Context) error {
 	if !s.started.Load() {
 		return ErrNotStarted
+	}
+	select {
+	case <-s.startRet:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	s.stopOnce.Do(func() { s.stopErr = s.stop(ctx) })
 	return s.stopErr

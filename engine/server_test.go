@@ -2,9 +2,12 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 )
@@ -50,5 +53,37 @@ func TestGnetErrorsReachTheLogOncePerSecond(t *testing.T) {
 	g.Errorf("Accept() failed due to error: %v", "too many open files")
 	if !strings.Contains(buf.String(), "suppressed_since_last=99") {
 		t.Errorf("the next warning does not count the 99 suppressed: %s", buf.String())
+	}
+}
+
+// Stop called while Start is still binding must neither race with it nor
+// leave the server running.
+func TestStopDuringStart(t *testing.T) {
+	for i := 0; i < 5; i++ {
+		s, err := New(Config{Addr: "127.0.0.1:0", Store: newMemStore()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		started := make(chan error, 1)
+		go func() { started <- s.Start() }()
+		for !s.started.Load() {
+			runtime.Gosched()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.Stop(ctx); err != nil {
+			t.Fatalf("round %d: Stop: %v", i, err)
+		}
+		cancel()
+		if err := <-started; err != nil {
+			t.Fatalf("round %d: Start: %v", i, err)
+		}
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: gnet still running after Stop returned", i)
+		}
+		if s.Ready() {
+			t.Fatalf("round %d: Ready after Stop", i)
+		}
 	}
 }
