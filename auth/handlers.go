@@ -284,6 +284,14 @@ func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := h.cfg.Now()
+	if !claims.Expires.After(now) {
+		// Verify's leeway forgives clock skew, but a ticket for a session
+		// that has already ended could never be redeemed: refuse it here.
+		h.ticketsRefused.Add(1)
+		w.Header().Set("WWW-Authenticate", challengeInvalid)
+		writeError(w, http.StatusUnauthorized, "invalid or expired token")
+		return
+	}
 	t, err := h.cfg.Store.Issue(ticket.Claims{
 		Subject:        claims.Subject,
 		SessionExpires: claims.Expires,

@@ -570,3 +570,27 @@ func TestLoginToTicketOverHTTP(t *testing.T) {
 		t.Errorf("1 MB body: status %d, want 413", resp.StatusCode)
 	}
 }
+
+// A token that expired a moment ago passes Verify thanks to the clock-skew
+// leeway, but its session is over: the ticket would be dead on arrival.
+func TestTicketRefusesTokenInsideLeeway(t *testing.T) {
+	f := newFixture(t, nil) // its clock reads testNow
+	// Signed 15m+2s ago with the default 15m TTL: expired 2 s before testNow.
+	past, err := NewHS256(f.k.secret, TokenConfig{Now: func() time.Time { return testNow.Add(-15*time.Minute - 2*time.Second) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, _ := past.Sign("maggie")
+	if _, err := f.k.hs.Verify(tok); err != nil {
+		t.Fatalf("precondition: the leeway should accept the token: %v", err)
+	}
+	w := serve(f.h.Ticket(), ticketRequest("GET", "Bearer "+tok))
+	if w.Code != http.StatusUnauthorized || w.Header().Get("WWW-Authenticate") == "" {
+		t.Fatalf("status %d, want 401 with a challenge: %s", w.Code, w.Body)
+	}
+	f.store.mu.Lock()
+	defer f.store.mu.Unlock()
+	if len(f.store.issued) != 0 {
+		t.Fatal("a ticket was issued for an ended session")
+	}
+}
