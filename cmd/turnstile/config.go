@@ -30,6 +30,7 @@ type config struct {
 	TicketCapacity  int
 	PublishKey      string
 	Origins         []string
+	TrustedProxies  trustedProxies
 	HandshakeTime   time.Duration
 	MaxHeaderBytes  int
 	MaxMessageBytes int
@@ -54,7 +55,7 @@ func envName(flagName string) string {
 // names the flag (or variable) and says what would be right.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
 	c := &config{}
-	var origins, logLevel, logFormat string
+	var origins, proxies, logLevel, logFormat string
 	fs := flag.NewFlagSet("turnstile", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.HTTPAddr, "http", ":8080", "HTTP API listen address")
@@ -72,6 +73,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.IntVar(&c.TicketCapacity, "ticket-capacity", 1<<20, "most live tickets; past it /ws_ticket answers 503")
 	fs.StringVar(&c.PublishKey, "publish-key", "", "bearer key for /publish (prefer TURNSTILE_PUBLISH_KEY)")
 	fs.StringVar(&origins, "origins", "", "comma list of allowed Origin values (exact, scheme included), or *")
+	fs.StringVar(&proxies, "trusted-proxies", "", "comma list of proxy IPs or CIDRs whose X-Forwarded-For names the client (for login throttling)")
 	fs.DurationVar(&c.HandshakeTime, "handshake-timeout", 5*time.Second, "fixed deadline for completing the upgrade")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 8192, "largest upgrade request (request line and headers)")
 	fs.IntVar(&c.MaxMessageBytes, "max-message-bytes", 65536, "largest client message, all fragments together")
@@ -112,6 +114,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	}
 	var err error
 	if c.Origins, err = parseOrigins(origins); err != nil {
+		return nil, err
+	}
+	if c.TrustedProxies, err = parseTrustedProxies(proxies); err != nil {
 		return nil, err
 	}
 	if c.LogLevel, err = parseLevel(logLevel); err != nil {

@@ -76,6 +76,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"negative conns", []string{"-max-conns", "-1"}, prod, "-max-conns"},
 		{"origin not an origin", []string{"-origins", "example.com"}, prod, "not an origin"},
 		{"star in a list", []string{"-origins", "*,https://a.example"}, prod, "do not combine"},
+		{"bad proxy", []string{"-trusted-proxies", "10.0.0.0/8,nginx"}, prod, "-trusted-proxies"},
 		{"bad log level", []string{"-log-level", "loud"}, prod, "-log-level"},
 		{"bad log format", []string{"-log-format", "xml"}, prod, "-log-format"},
 	}

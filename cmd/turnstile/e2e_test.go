@@ -314,3 +314,33 @@ func TestEndToEndSIGHUPReloadsUsers(t *testing.T) {
 		t.Fatal("ann lost after a broken reload")
 	}
 }
+
+// Behind a trusted proxy the login throttle counts the client named by
+// X-Forwarded-For: an attacker hammering from one address does not lock out
+// a user arriving through the same proxy from another.
+func TestEndToEndThrottleBehindTrustedProxy(t *testing.T) {
+	s := startBinary(t, "-trusted-proxies", "127.0.0.1")
+	login := func(from, pwd string) int {
+		req, _ := http.NewRequest("POST", s.HTTP+"/auth", strings.NewReader(`{"user":"maggie","pwd":"`+pwd+`"}`))
+		req.Header.Set("X-Forwarded-For", from)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	throttled := false
+	for i := 0; i < 30 && !throttled; i++ {
+		throttled = login("198.51.100.1", "wrong") == http.StatusTooManyRequests
+	}
+	if !throttled {
+		t.Fatal("30 failures from one client were never throttled")
+	}
+	if code := login("198.51.100.1", "secret"); code != http.StatusTooManyRequests {
+		t.Fatalf("the throttled client logged in: %d", code)
+	}
+	if code := login("203.0.113.5", "secret"); code != http.StatusOK {
+		t.Fatalf("another client behind the same proxy: %d, want 200", code)
+	}
+}

@@ -164,15 +164,20 @@ func (s *server) start() error {
 	}
 	s.httpLn = ln
 	_, wsPort, _ := net.SplitHostPort(s.ws.Addr().String())
+	var clientAddr func(*http.Request) string // nil: the peer's address
+	if len(s.cfg.TrustedProxies) > 0 {
+		clientAddr = s.cfg.TrustedProxies.clientAddr
+	}
 	s.handlers, err = auth.NewHandlers(auth.HandlerConfig{
-		Users:     s.users,
-		Tokens:    s.tokens,
-		Store:     s.store,
-		TicketTTL: s.cfg.TicketTTL,
-		WSURL:     s.cfg.WSURL,
-		WSPort:    wsPort,
-		WSPath:    s.cfg.WSPath,
-		Logger:    s.log.With("listener", "http"),
+		ClientAddr: clientAddr,
+		Users:      s.users,
+		Tokens:     s.tokens,
+		Store:      s.store,
+		TicketTTL:  s.cfg.TicketTTL,
+		WSURL:      s.cfg.WSURL,
+		WSPort:     wsPort,
+		WSPath:     s.cfg.WSPath,
+		Logger:     s.log.With("listener", "http"),
 	})
 	if err != nil {
 		s.stopAll()
