@@ -53,20 +53,24 @@ func parseHeader(b []byte) (h ws.Header, n int, err error) {
 
 // appendFrame appends one unmasked (server to client) frame to dst.
 func appendFrame(dst []byte, fin bool, op ws.OpCode, payload []byte) []byte {
+	return append(appendFrameHeader(dst, fin, op, len(payload)), payload...)
+}
+
+// appendFrameHeader appends the header of an unmasked frame whose payload
+// of n bytes the caller appends next.
+func appendFrameHeader(dst []byte, fin bool, op ws.OpCode, n int) []byte {
 	b0 := byte(op)
 	if fin {
 		b0 |= 0x80
 	}
-	switch n := len(payload); {
+	switch {
 	case n < 126:
-		dst = append(dst, b0, byte(n))
+		return append(dst, b0, byte(n))
 	case n <= 0xffff:
-		dst = append(dst, b0, 126, byte(n>>8), byte(n))
-	default:
-		dst = append(dst, b0, 127)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+		return append(dst, b0, 126, byte(n>>8), byte(n))
 	}
-	return append(dst, payload...)
+	dst = append(dst, b0, 127)
+	return binary.BigEndian.AppendUint64(dst, uint64(n))
 }
 
 // appendClose appends a close frame with code and reason (reason must fit).

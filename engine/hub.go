@@ -24,12 +24,13 @@ func (s *Server) Broadcast(data []byte) int {
 	return s.fanOut("", false, data)
 }
 
-// encodeMessage builds the pushed frame once for all recipients.
+// encodeMessage builds the pushed frame once for all recipients, in one
+// allocation.
 func encodeMessage(data []byte) []byte {
 	const head, tail = `{"type":"message","data":`, `}`
-	body := make([]byte, 0, len(head)+len(data)+len(tail))
-	body = append(append(append(body, head...), data...), tail...)
-	return appendFrame(make([]byte, 0, len(body)+maxHeaderLen), true, ws.OpText, body)
+	n := len(head) + len(data) + len(tail)
+	frame := appendFrameHeader(make([]byte, 0, maxHeaderLen+n), true, ws.OpText, n)
+	return append(append(append(frame, head...), data...), tail...)
 }
 
 func (s *Server) fanOut(user string, oneUser bool, data []byte) int {
@@ -96,8 +97,10 @@ func (l *loop) broadcast(frame []byte) int {
 	return n
 }
 
-// push writes one pushed frame, unless it would take c's queue past
-// MaxPendingBytes: then c is a slow consumer and is closed instead.
+// push writes one frame for the client (a pushed message or an echo),
+// unless it would take c's queue past MaxPendingBytes: then c is a slow
+// consumer and is closed with 1008 instead. Every outbound data message
+// goes through here, so the limit has one rule.
 func (l *loop) push(c *Conn, frame []byte) {
 	if q := c.gc.OutboundBuffered(); q > 0 && q+len(frame) > l.srv.cfg.MaxPendingBytes {
 		l.closeSlow(c)

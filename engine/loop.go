@@ -105,11 +105,6 @@ func (l *loop) write(c *Conn, p []byte) bool {
 	return true
 }
 
-// overQueued reports whether c has more queued outbound bytes than allowed.
-func (l *loop) overQueued(c *Conn) bool {
-	return c.gc.OutboundBuffered() > l.srv.cfg.MaxPendingBytes
-}
-
 // sendClose writes a close frame and marks c as closing.
 func (l *loop) sendClose(c *Conn, code ws.StatusCode, reason string) {
 	l.out = appendClose(l.out[:0], code, reason)

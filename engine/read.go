@@ -129,14 +129,7 @@ func (l *loop) deliver(c *Conn, op ws.OpCode, msg []byte) gnet.Action {
 	switch {
 	case cfg.Echo:
 		l.out = appendFrame(l.out[:0], true, op, msg)
-		if !l.write(c, l.out) {
-			return gnet.None
-		}
-		l.counters.messagesOut.Add(1)
-		if l.overQueued(c) {
-			l.counters.slowConsumers.Add(1)
-			return l.fail(c, ws.StatusPolicyViolation, "slow consumer")
-		}
+		l.push(c, l.out)
 	case cfg.OnMessage != nil:
 		cfg.OnMessage(c, byte(op), msg)
 	}

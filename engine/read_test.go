@@ -196,3 +196,36 @@ func TestConnIDsUnique(t *testing.T) {
 		mu.Unlock()
 	}
 }
+
+// An echo client that stops reading is a slow consumer like any other: the
+// echo goes through the same MaxPendingBytes check as pushed messages, and
+// the connection is closed while the server stays responsive.
+func TestEchoSlowConsumerIsClosed(t *testing.T) {
+	s, st := startServer(t, Config{Echo: true, MaxPendingBytes: 64 << 10})
+	conn, _, _ := connect(t, s, st, "reader-gone")
+	msg := clientFrame(true, ws.OpBinary, make([]byte, 32<<10))
+	deadline := time.Now().Add(20 * time.Second)
+	sent, lastErr := 0, error(nil)
+	for s.Stats().SlowConsumers == 0 && time.Now().Before(deadline) {
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, lastErr = conn.Write(msg); lastErr != nil {
+			break // the server closed us
+		}
+		sent++
+	}
+	t.Logf("sent %d messages of 32 KiB; last write error: %v", sent, lastErr)
+	for s.Stats().SlowConsumers == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := s.Stats().SlowConsumers; n != 1 {
+		t.Fatalf("slow consumers = %d, want 1", n)
+	}
+	// The other clients are unaffected: a fresh one still gets its echo.
+	other, br, _ := connect(t, s, st, "reader")
+	if _, err := other.Write(clientFrame(true, ws.OpText, []byte("still here"))); err != nil {
+		t.Fatal(err)
+	}
+	if f := readFrame(t, br); string(f.payload) != "still here" {
+		t.Fatalf("echo %q", f.payload)
+	}
+}
