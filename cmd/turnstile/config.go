@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/turnstile-push/turnstile/auth"
 )
 
 // config is every setting of the binary, after flags and environment.
@@ -155,8 +157,8 @@ func (c *config) validate() error {
 	if c.JWTSecret != "" && c.JWTKeyFile != "" {
 		bad("-jwt-secret and -jwt-key are both set: choose HS256 (secret) or EdDSA (key file)")
 	}
-	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
-		bad("-jwt-secret is %d bytes: HS256 needs at least 32 (try: openssl rand -base64 48)", len(c.JWTSecret))
+	if c.JWTSecret != "" && len(c.JWTSecret) < auth.MinSecretBytes {
+		bad("-jwt-secret is %d bytes: HS256 needs at least %d (try: openssl rand -base64 48)", len(c.JWTSecret), auth.MinSecretBytes)
 	}
 	if !c.Dev && c.JWTSecret == "" && c.JWTKeyFile == "" {
 		bad("no signing key: set TURNSTILE_JWT_SECRET (32+ bytes) or -jwt-key ed25519.pem, or run with -dev")

@@ -11,10 +11,10 @@ import (
 // the same allow-list as the WebSocket Origin check. A preflight is answered
 // here; the handlers never see OPTIONS.
 func (s *server) cors(next http.Handler) http.Handler {
-	allowAny := s.cfg.Dev && len(s.cfg.Origins) == 0 || slices.Contains(s.cfg.Origins, "*")
+	allowAny := slices.Contains(s.origins, "*")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
-		if origin == "" || !(allowAny || slices.Contains(s.cfg.Origins, origin)) {
+		if origin == "" || !(allowAny || slices.Contains(s.origins, origin)) {
 			next.ServeHTTP(w, r)
 			return
 		}

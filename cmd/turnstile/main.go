@@ -92,6 +92,7 @@ type server struct {
 	handlers   *auth.Handlers
 	ws         *engine.Server
 	publishKey string
+	origins    []string // allowed Origins, for the upgrade and for CORS alike
 	httpLn     net.Listener
 	http       *http.Server
 	httpErr    chan error
@@ -109,7 +110,10 @@ func newServer(cfg *config, log *slog.Logger) (*server, error) {
 	case cfg.JWTSecret != "":
 		s.tokens, err = auth.NewHS256([]byte(cfg.JWTSecret), tokenCfg)
 	default: // -dev: a fresh key each start, so dev tokens die with the process.
-		s.tokens, err = auth.NewHS256([]byte(randomHex(32)), tokenCfg)
+		var key []byte
+		if key, err = auth.GenerateDevKey(); err == nil {
+			s.tokens, err = auth.NewHS256(key, tokenCfg)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -125,16 +129,16 @@ func newServer(cfg *config, log *slog.Logger) (*server, error) {
 	if s.publishKey == "" {
 		s.publishKey = randomHex(24)
 	}
-	origins := cfg.Origins
-	if cfg.Dev && len(origins) == 0 {
-		origins = []string{"*"}
+	s.origins = cfg.Origins
+	if cfg.Dev && len(s.origins) == 0 {
+		s.origins = []string{"*"}
 	}
 	s.store = ticket.NewMap(ticket.MapConfig{Capacity: cfg.TicketCapacity})
 	s.ws, err = engine.New(engine.Config{
 		Addr:             cfg.WSAddr,
 		Path:             cfg.WSPath,
 		Store:            s.store,
-		Origins:          origins,
+		Origins:          s.origins,
 		HandshakeTimeout: cfg.HandshakeTime,
 		MaxHeaderBytes:   cfg.MaxHeaderBytes,
 		MaxMessageBytes:  cfg.MaxMessageBytes,
