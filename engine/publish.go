@@ -30,14 +30,13 @@ type PublishHandler struct {
 	hub     Publisher
 	keyHash [sha256.Size]byte
 	maxBody int64
-	count   func()
 }
 
 // NewPublishHandler returns the /publish handler. Requests must carry
 // "Authorization: Bearer <key>". maxBody <= 0 means DefaultMaxPublishBytes.
-// onPublish, if not nil, is called once per accepted publish (for metrics).
+// Publishes are counted by the hub (Stats().Publishes), not here.
 // The handler is safe for concurrent use, as net/http requires.
-func NewPublishHandler(hub Publisher, key string, maxBody int64, onPublish func()) (*PublishHandler, error) {
+func NewPublishHandler(hub Publisher, key string, maxBody int64) (*PublishHandler, error) {
 	if hub == nil {
 		return nil, errors.New("engine: publish handler needs a hub")
 	}
@@ -47,10 +46,7 @@ func NewPublishHandler(hub Publisher, key string, maxBody int64, onPublish func(
 	if maxBody <= 0 {
 		maxBody = DefaultMaxPublishBytes
 	}
-	if onPublish == nil {
-		onPublish = func() {}
-	}
-	return &PublishHandler{hub: hub, keyHash: sha256.Sum256([]byte(key)), maxBody: maxBody, count: onPublish}, nil
+	return &PublishHandler{hub: hub, keyHash: sha256.Sum256([]byte(key)), maxBody: maxBody}, nil
 }
 
 type publishRequest struct {
@@ -95,7 +91,6 @@ func (h *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		n = h.hub.Publish(req.User, req.Data)
 	}
-	h.count()
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write([]byte(`{"recipients":` + strconv.Itoa(n) + "}\n"))
 }

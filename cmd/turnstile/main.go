@@ -187,7 +187,7 @@ func (s *server) start() error {
 		s.stopAll()
 		return err
 	}
-	publish, err := engine.NewPublishHandler(s.ws, s.publishKey, 0, nil)
+	publish, err := engine.NewPublishHandler(s.ws, s.publishKey, 0)
 	if err != nil {
 		s.stopAll()
 		return err

@@ -124,7 +124,7 @@ func Message(data []byte) []byte {
 // ServeHTTPAPI serves /auth, /ws_ticket, /publish and /healthz on the -http
 // address until it fails.
 func (s *Server) ServeHTTPAPI() error {
-	pub, err := engine.NewPublishHandler(s.Hub, s.cfg.PublishKey, 0, nil)
+	pub, err := engine.NewPublishHandler(s.Hub, s.cfg.PublishKey, 0)
 	if err != nil {
 		return err
 	}
