@@ -34,16 +34,8 @@ func (c *conn) Send(p []byte) {
 }
 
 func main() {
-	cfg, err := peer.ParseFlags("peer-gorilla", os.Args[1:])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	srv, err := peer.New(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	srv := peer.Start("peer-gorilla", os.Args[1:])
+	cfg := srv.Config()
 	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 	ws := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, ok := srv.Admit(w, r)

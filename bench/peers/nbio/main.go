@@ -29,16 +29,8 @@ func (c *conn) Send(p []byte) {
 }
 
 func main() {
-	cfg, err := peer.ParseFlags("peer-nbio", os.Args[1:])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	srv, err := peer.New(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	srv := peer.Start("peer-nbio", os.Args[1:])
+	cfg := srv.Config()
 	up := websocket.NewUpgrader()
 	up.CheckOrigin = func(*http.Request) bool { return true }
 	up.KeepaliveTime = 60 * time.Second

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -79,6 +80,23 @@ func New(cfg Config) (*Server, error) {
 	}
 	return &Server{cfg: cfg, users: auth.DevUsers(), tokens: tokens,
 		tickets: ticket.NewMap(ticket.MapConfig{}), Hub: NewHub()}, nil
+}
+
+// Start parses args as the peer called name and builds its Server; on a
+// bad flag (exit 2) or a failed start (exit 1) it prints why and exits.
+// It is what every peer's main does first.
+func Start(name string, args []string) *Server {
+	cfg, err := ParseFlags(name, args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	srv, err := New(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	return srv
 }
 
 // Config returns the configuration. Safe for concurrent use.
