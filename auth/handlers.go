@@ -292,12 +292,12 @@ func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "invalid or expired token")
 		return
 	}
-	t, err := h.cfg.Store.Issue(ticket.Claims{
+	text, err := h.issue(ticket.Claims{
 		Subject:        claims.Subject,
 		SessionExpires: claims.Expires,
 		RemoteAddr:     addr,
 		Origin:         r.Header.Get("Origin"),
-	}, now, h.cfg.TicketTTL)
+	}, now)
 	if err != nil {
 		h.ticketFailures.Add(1)
 		status, msg := http.StatusInternalServerError, "cannot issue ticket"
@@ -320,7 +320,6 @@ func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 	if claims.Expires.Before(expires) {
 		expires = claims.Expires
 	}
-	text := t.String()
 	h.ticketsIssued.Add(1)
 	writeJSON(w, http.StatusOK, ticketResponse{
 		Ticket:  text,
