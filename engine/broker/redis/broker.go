@@ -93,7 +93,7 @@ type handlerBox struct{ h broker.Handler }
 
 type counters struct {
 	commands, errors, reconnects, dropped, gapsFilled, gapsLost atomic.Uint64
-	latencyNanos                                               atomic.Uint64
+	latencyNanos                                                atomic.Uint64
 }
 
 // Stats counts what the broker did.
