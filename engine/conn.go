@@ -30,6 +30,8 @@ type Conn struct {
 	fragLen int
 	fragBuf []byte
 	utf8    utf8Validator
+	// redeeming: the handshake waits for an asynchronous ticket redeem.
+	redeeming bool
 
 	lastRead int64 // server clock (ns) of the last bytes from the client
 	lastPing int64 // server clock (ns) of the last ping we sent
