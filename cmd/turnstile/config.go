@@ -45,6 +45,7 @@ type config struct {
 	DrainTimeout    time.Duration
 	LogLevel        slog.Level
 	LogJSON         bool
+	redisConfig
 }
 
 // envName maps a flag name to its environment variable: -ticket-ttl → TURNSTILE_TICKET_TTL.
@@ -86,6 +87,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.IntVar(&c.Loops, "loops", 0, "gnet event loops (0: GOMAXPROCS)")
 	fs.BoolVar(&c.Echo, "echo", false, "echo every client data message (conformance tests, latency benchmarks)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long connections get to close after 1001")
+	c.redisFlags(fs)
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "text or json")
 	fs.Usage = func() {
@@ -169,6 +171,7 @@ func (c *config) validate() error {
 	if c.PublishKey != "" && len(c.PublishKey) < 16 {
 		bad("-publish-key is %d bytes: use at least 16 (try: openssl rand -hex 24)", len(c.PublishKey))
 	}
+	errs = append(errs, c.validateRedis()...)
 	if c.JWTIssuer == "" || c.JWTAudience == "" {
 		bad("-jwt-issuer and -jwt-audience must not be empty")
 	}

@@ -87,6 +87,8 @@ type server struct {
 	cfg        *config
 	log        *slog.Logger
 	store      *ticket.Map
+	tickets    ticket.Store // the store in use: store, or Redis's with -redis
+	redis      *redisDeps   // nil without -redis
 	users      *auth.Users
 	tokens     *auth.Tokens
 	handlers   *auth.Handlers
@@ -134,10 +136,13 @@ func newServer(cfg *config, log *slog.Logger) (*server, error) {
 		s.origins = []string{"*"}
 	}
 	s.store = ticket.NewMap(ticket.MapConfig{Capacity: cfg.TicketCapacity})
+	if s.tickets, err = s.setupRedis(); err != nil {
+		return nil, err
+	}
 	s.ws, err = engine.New(engine.Config{
 		Addr:             cfg.WSAddr,
 		Path:             cfg.WSPath,
-		Store:            s.store,
+		Store:            s.tickets,
 		Origins:          s.origins,
 		HandshakeTimeout: cfg.HandshakeTime,
 		MaxHeaderBytes:   cfg.MaxHeaderBytes,
@@ -176,7 +181,7 @@ func (s *server) start() error {
 		ClientAddr: clientAddr,
 		Users:      s.users,
 		Tokens:     s.tokens,
-		Store:      s.store,
+		Store:      s.tickets,
 		TicketTTL:  s.cfg.TicketTTL,
 		WSURL:      s.cfg.WSURL,
 		WSPort:     wsPort,
@@ -230,6 +235,10 @@ func (s *server) routes(publish http.Handler) http.Handler {
 			writeStatus(w, http.StatusServiceUnavailable, "draining")
 			return
 		}
+		if err := s.redisHealth(); err != nil {
+			writeStatus(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
 		writeStatus(w, http.StatusOK, "ready")
 	})
 	return accessLog(s.log, mux)
@@ -253,6 +262,7 @@ func (s *server) shutdown() error {
 	defer cancelHTTP()
 	errHTTP := s.http.Shutdown(httpCtx)
 	s.stopSweep()
+	s.redis.close()
 	return errors.Join(errWS, errHTTP)
 }
 
