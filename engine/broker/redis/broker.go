@@ -69,6 +69,11 @@ type Config struct {
 	// CanaryInterval: how often the node publishes its canary on every
 	// shard; default 1s. Health fails when none arrived for 3 intervals.
 	CanaryInterval time.Duration
+	// Sharded uses a Redis Cluster's sharded pub/sub (SPUBLISH and
+	// SSUBSCRIBE, Redis 7): a publication travels to its channel's shard
+	// only, instead of to every cluster node. The control channel and the
+	// canary stay on classic pub/sub (every node must hear them).
+	Sharded bool
 	// Logger for reconnects and dropped messages; nil discards.
 	Logger *slog.Logger
 }
@@ -220,6 +225,13 @@ func (b *Broker) Health() error {
 		}
 	}
 	return nil
+}
+
+func (b *Broker) publishCmd() string {
+	if b.cfg.Sharded {
+		return "SPUBLISH"
+	}
+	return "PUBLISH"
 }
 
 // shardFor picks a channel's shard.

@@ -433,7 +433,7 @@ func TestGapFilledFromHistory(t *testing.T) {
 	meta, stream, _ := a.keys("f")
 	for i := 2; i <= 5; i++ {
 		err := publishScript.Exec(ctx, a.shards[0].client, []string{meta, stream, meta + "x"}, []string{
-			randomID(), strconv.Itoa(i), "100", "60000", "60000", "nowhere", "0"}).Error()
+			randomID(), strconv.Itoa(i), "100", "60000", "60000", "nowhere", "0", "PUBLISH"}).Error()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,7 +26,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts 
 	r, err := b.do(ctx, func(ctx context.Context) rueidis.RedisResult {
 		return publishScript.Exec(ctx, s.client, []string{meta, stream, idem}, []string{
 			randomID(), string(data), strconv.Itoa(b.cfg.HistorySize),
-			ms(b.cfg.HistoryTTL), ms(b.cfg.MetaTTL), pubsub, hasIdem,
+			ms(b.cfg.HistoryTTL), ms(b.cfg.MetaTTL), pubsub, hasIdem, b.publishCmd(),
 		})
 	})
 	if err != nil {

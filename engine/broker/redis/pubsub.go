@@ -26,7 +26,9 @@ type shard struct {
 	mu       sync.Mutex
 	dc       rueidis.DedicatedClient // nil while disconnected
 	channels map[string]string       // pub/sub channel → broker channel, local subscriptions
-	last     map[string]broker.Position
+	// receivers: with Config.Sharded, the cancel of each channel's SSUBSCRIBE.
+	receivers map[string]context.CancelFunc
+	last      map[string]broker.Position
 
 	queue      chan rueidis.PubSubMessage
 	resync     chan struct{}
@@ -38,12 +40,13 @@ type shard struct {
 func newShard(b *Broker, i int, c rueidis.Client) *shard {
 	s := &shard{
 		b: b, index: i, client: c,
-		canary:   b.cfg.Prefix + "canary:" + b.node,
-		channels: map[string]string{},
-		last:     map[string]broker.Position{},
-		queue:    make(chan rueidis.PubSubMessage, 1<<14),
-		resync:   make(chan struct{}, 1),
-		ready:    make(chan struct{}),
+		canary:    b.cfg.Prefix + "canary:" + b.node,
+		channels:  map[string]string{},
+		receivers: map[string]context.CancelFunc{},
+		last:      map[string]broker.Position{},
+		queue:     make(chan rueidis.PubSubMessage, 1<<14),
+		resync:    make(chan struct{}, 1),
+		ready:     make(chan struct{}),
 	}
 	s.lastCanary.Store(time.Now().UnixNano())
 	return s
@@ -115,8 +118,10 @@ func (s *shard) snapshot() []string {
 	if s.index == 0 {
 		chans = append(chans, s.b.ctl)
 	}
-	for ps := range s.channels {
-		chans = append(chans, ps)
+	if !s.b.cfg.Sharded {
+		for ps := range s.channels {
+			chans = append(chans, ps)
+		}
 	}
 	return chans
 }
@@ -136,6 +141,9 @@ func (s *shard) close() {
 func (b *Broker) Subscribe(ctx context.Context, channel string) error {
 	s := b.shardFor(channel)
 	_, _, ps := b.keys(channel)
+	if b.cfg.Sharded {
+		return b.subscribeSharded(ctx, s, ps, channel)
+	}
 	s.mu.Lock()
 	s.channels[ps] = channel
 	dc := s.dc
@@ -159,6 +167,10 @@ func (b *Broker) Subscribe(ctx context.Context, channel string) error {
 func (b *Broker) Unsubscribe(ctx context.Context, channel string) error {
 	s := b.shardFor(channel)
 	_, _, ps := b.keys(channel)
+	if b.cfg.Sharded {
+		s.stopSharded(ps, channel)
+		return nil
+	}
 	s.mu.Lock()
 	dc := s.dc
 	s.mu.Unlock()

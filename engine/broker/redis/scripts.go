@@ -15,7 +15,8 @@ end
 
 // publishScript: KEYS meta, stream, idempotency key; ARGV epoch-if-new,
 // data, history size, history TTL ms, meta TTL ms, pub/sub channel,
-// "1" if an idempotency key is given. Returns {"<offset>:<epoch>", dup}.
+// "1" if an idempotency key is given, PUBLISH or SPUBLISH (a cluster's
+// sharded pub/sub: the message goes to the channel's shard only). Returns {"<offset>:<epoch>", dup}.
 var publishScript = rueidis.NewLuaScript(`
 if ARGV[7] == '1' then
   local prev = redis.call('GET', KEYS[3])
@@ -27,7 +28,7 @@ redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], off .. '-0', 'd', ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 local pos = off .. ':' .. epoch
-redis.call('PUBLISH', ARGV[6], pos .. ':' .. ARGV[2])
+redis.call(ARGV[8], ARGV[6], pos .. ':' .. ARGV[2])
 if ARGV[7] == '1' then
   redis.call('SET', KEYS[3], pos, 'PX', ARGV[4])
 end
