@@ -187,3 +187,59 @@ func TestRedisDownFailsClosed(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A Redis that stops answering (CLIENT PAUSE): the one loop keeps serving
+// other connections, and the handshakes waiting for their redeem are
+// closed at their deadline, not admitted late.
+func TestRedisPausedHandshakesTimeOutLoopServes(t *testing.T) {
+	srv := redistest.Start(t)
+	store := redisStore(t, srv.Addr)
+	node := startServer(t, engine.Config{Store: store, Loops: 1, HandshakeTimeout: 500 * time.Millisecond})
+	var texts []string
+	for i := range 20 {
+		tk, err := store.IssueText(claimsFor("u"+strconv.Itoa(i)), time.Now(), time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		texts = append(texts, tk)
+	}
+	if _, err := srv.Do("CLIENT", "PAUSE", "3000", "ALL"); err != nil {
+		t.Fatal(err)
+	}
+	var waiting []net.Conn
+	for _, tk := range texts {
+		conn, err := net.Dial("tcp", node.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.Write(upgradeRequest("/ws", tk)); err != nil {
+			t.Fatal(err)
+		}
+		waiting = append(waiting, conn)
+	}
+	start := time.Now()
+	if status, err := upgradeStatus(node.addr, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"); err != nil || status != http.StatusUnauthorized {
+		t.Fatalf("forged ticket while Redis is paused: %d, %v; want 401", status, err)
+	}
+	if d := time.Since(start); d > 400*time.Millisecond {
+		t.Fatalf("the loop took %v to answer another connection", d)
+	}
+	for i, conn := range waiting {
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 64)
+		n, err := conn.Read(buf)
+		if n > 0 {
+			t.Fatalf("waiting handshake %d answered %q; want closed at its deadline", i, buf[:n])
+		}
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("waiting handshake %d still open 5 s later", i)
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("waiting handshakes closed after %v, want about their 500ms deadline", d)
+	}
+	if st := node.Stats(); st.Handshakes != 0 || st.Rejected[engine.RejectTimeout] != 20 {
+		t.Fatalf("Handshakes %d, timeouts %d; want 0 and 20", st.Handshakes, st.Rejected[engine.RejectTimeout])
+	}
+}
