@@ -82,13 +82,20 @@ func (r *recorder) channel(ch string) []broker.Publication {
 	return out
 }
 
-func newNode(t *testing.T, addr string, mod func(*Config)) (*Broker, *recorder) {
+func newClient(t testing.TB, addr string) []rueidis.Client {
 	t.Helper()
 	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Shards: []rueidis.Client{c}, Timeout: time.Second, CanaryInterval: 100 * time.Millisecond}
+	return []rueidis.Client{c}
+}
+
+func newNode(t *testing.T, addr string, mod func(*Config)) (*Broker, *recorder) {
+	t.Helper()
+	cs := newClient(t, addr)
+	c := cs[0]
+	cfg := Config{Shards: cs, Timeout: time.Second, CanaryInterval: 100 * time.Millisecond}
 	if mod != nil {
 		mod(&cfg)
 	}
