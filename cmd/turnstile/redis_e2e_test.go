@@ -117,9 +117,15 @@ func TestRedisNodeFailsClosedAndRecovers(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	_, url = node.Ticket(t, token)
-	if code := dialStatus(t, url); code != 101 {
-		t.Fatalf("upgrade after Redis returned: %d", code)
+	for {
+		var out struct{ URL string }
+		if node.do(t, "POST", "/ws_ticket", token, "", &out) == http.StatusOK && dialStatus(t, out.URL) == 101 {
+			break
+		}
+		if time.Since(back) > 5*time.Second {
+			t.Fatal("tickets and upgrades not back within 5 s of Redis returning")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	// The connection opened before the outage is still there.
 	node.Publish(t, `{"user":"maggie","data":"still here"}`)

@@ -16,7 +16,7 @@ import (
 // id, expiry, MAC) so that a node refuses a forged, malformed or expired
 // one alone; a ticket that opens is redeemed with one GETDEL of its key, so
 // of any number of redeems of one ticket on any number of nodes exactly one
-// gets the claims. Issue writes the claims with SET … PX ttl NX.
+// gets the claims. Issue writes the claims with SET … PX ttl.
 //
 // Round trips: rueidis pipelines the commands of concurrent callers on one
 // connection, so a redeem storm of n handshakes costs about n/batch writes
@@ -144,8 +144,18 @@ func (s *Store) issue(c ticket.Claims, now time.Time, ttl time.Duration) (ticket
 	cl := s.shard(id)
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
-	cmd := cl.B().Set().Key(s.key(id)).Value(rueidis.BinaryString(encodeClaims(nil, c))).Nx().PxMilliseconds(left).Build()
-	if err := cl.Do(ctx, cmd).Error(); err != nil {
+	// One retry: a SET of a fresh 128-bit key is idempotent, so a
+	// connection that broke (Redis restarted) costs a retry, not a 503;
+	// a Redis that is down fails both at once (no waiting for a timeout).
+	value := rueidis.BinaryString(encodeClaims(nil, c))
+	set := func() error {
+		return cl.Do(ctx, cl.B().Set().Key(s.key(id)).Value(value).PxMilliseconds(left).Build()).Error()
+	}
+	err = set()
+	if err != nil && ctx.Err() == nil {
+		err = set()
+	}
+	if err != nil {
 		s.unavailable.Add(1)
 		return ticket.Ticket{}, "", ticket.ErrUnavailable
 	}
@@ -192,7 +202,16 @@ func (s *Store) getdel(id ticket.Ticket) (ticket.Claims, error) {
 	cl := s.shard(id)
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
-	b, err := cl.Do(ctx, cl.B().Getdel().Key(s.key(id)).Build()).AsBytes()
+	// One retry on a broken connection: a retry after a lost reply finds
+	// the key gone and answers ErrInvalid, so a ticket is never admitted
+	// twice (at worst, once not at all).
+	getdel := func() ([]byte, error) {
+		return cl.Do(ctx, cl.B().Getdel().Key(s.key(id)).Build()).AsBytes()
+	}
+	b, err := getdel()
+	if err != nil && !rueidis.IsRedisNil(err) && ctx.Err() == nil {
+		b, err = getdel()
+	}
 	if rueidis.IsRedisNil(err) {
 		s.misses.Add(1)
 		return ticket.Claims{}, ticket.ErrInvalid
