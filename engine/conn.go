@@ -30,6 +30,9 @@ type Conn struct {
 	fragLen int
 	fragBuf []byte
 	utf8    utf8Validator
+	// closeReason is why the connection is ending, set when the server
+	// sends its close or answers the client's; zero: connection lost.
+	closeReason CloseReason
 
 	lastRead int64 // server clock (ns) of the last bytes from the client
 	lastPing int64 // server clock (ns) of the last ping we sent

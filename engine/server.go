@@ -25,6 +25,8 @@ type Server struct {
 	tick       time.Duration // how often each loop sweeps
 	checkEvery time.Duration // how often each connection is checked for idleness
 
+	closeLog closeLog
+
 	openConns atomic.Int64
 	publishes atomic.Uint64
 
@@ -57,6 +59,7 @@ func New(cfg Config) (*Server, error) {
 	shortest := min(cfg.HandshakeTimeout, cfg.PingInterval, cfg.IdleTimeout)
 	s.tick = min(max(shortest/4, 10*time.Millisecond), 250*time.Millisecond)
 	s.checkEvery = max(min(cfg.PingInterval, cfg.IdleTimeout)/10, s.tick)
+	s.closeLog.l = cfg.Logger
 	empty := []*loop{}
 	s.loops.Store(&empty)
 	return s, nil
@@ -272,6 +275,8 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	if c.phase == phaseOpen || c.phase == phaseClosing {
 		c.loop.remove(c)
 		h.s.openConns.Add(-1)
+		c.loop.counters.closes[c.closeReason].Add(1)
+		h.s.closeLog.conn(c, c.closeReason)
 	}
 	c.phase = phaseClosed
 	c.fragBuf = nil
@@ -296,51 +301,3 @@ func (h *handler) OnTick() (time.Duration, gnet.Action) {
 	}
 	return s.tick, gnet.None
 }
-
-// gnetLogger routes gnet's logs to slog. Debug and info go to debug level.
-// Warnings and errors, such as "Accept() failed … too many open files",
-// must reach an operator, but gnet repeats them for every event while the
-// cause lasts, so they go to warn level at most once per second; the rest
-// are counted and the count is logged with the next one.
-type gnetLogger struct {
-	l       *slog.Logger
-	limiter *logLimiter
-}
-
-func newGnetLogger(l *slog.Logger) gnetLogger { return gnetLogger{l: l, limiter: &logLimiter{}} }
-
-// logLimiter lets one message through per second; safe from any goroutine.
-type logLimiter struct {
-	last       atomic.Int64 // unix nanoseconds of the last message let through
-	suppressed atomic.Int64
-}
-
-func (r *logLimiter) allow(now time.Time) (ok bool, suppressed int64) {
-	last := r.last.Load()
-	if now.UnixNano()-last < int64(time.Second) || !r.last.CompareAndSwap(last, now.UnixNano()) {
-		r.suppressed.Add(1)
-		return false, 0
-	}
-	return true, r.suppressed.Swap(0)
-}
-
-func (g gnetLogger) debugf(format string, args ...any) {
-	if g.l != nil && g.l.Enabled(context.Background(), levelDebug) {
-		g.l.Debug("gnet: " + fmt.Sprintf(format, args...))
-	}
-}
-
-func (g gnetLogger) warnf(format string, args ...any) {
-	if g.l == nil {
-		return
-	}
-	if ok, suppressed := g.limiter.allow(time.Now()); ok {
-		g.l.Warn("gnet: "+fmt.Sprintf(format, args...), "suppressed_since_last", suppressed)
-	}
-}
-
-func (g gnetLogger) Debugf(format string, args ...any) { g.debugf(format, args...) }
-func (g gnetLogger) Infof(format string, args ...any)  { g.debugf(format, args...) }
-func (g gnetLogger) Warnf(format string, args ...any)  { g.warnf(format, args...) }
-func (g gnetLogger) Errorf(format string, args ...any) { g.warnf(format, args...) }
-func (g gnetLogger) Fatalf(format string, args ...any) { g.warnf(format, args...) }

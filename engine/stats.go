@@ -40,6 +40,7 @@ type Stats struct {
 	MessagesOut   uint64                   // data frames written (welcome, echo, pushes)
 	Publishes     uint64                   // Publish and Broadcast calls
 	SlowConsumers uint64                   // connections closed for queueing too much
+	Closes        [NumCloseReasons]uint64  // connections ended, by reason (upgraded ones, and handshake timeouts)
 }
 
 // loopCounters are written by one event loop only and read at scrape time;
@@ -50,6 +51,7 @@ type loopCounters struct {
 	messagesIn    atomic.Uint64
 	messagesOut   atomic.Uint64
 	slowConsumers atomic.Uint64
+	closes        [NumCloseReasons]atomic.Uint64
 }
 
 // Stats sums the counters of every event loop. Safe to call from any
@@ -68,6 +70,9 @@ func (s *Server) Stats() Stats {
 		st.MessagesIn += c.messagesIn.Load()
 		st.MessagesOut += c.messagesOut.Load()
 		st.SlowConsumers += c.slowConsumers.Load()
+		for i := range st.Closes {
+			st.Closes[i] += c.closes[i].Load()
+		}
 	}
 	return st
 }
