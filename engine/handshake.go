@@ -57,6 +57,7 @@ var rejectResponses = func() (r [NumRejectReasons][]byte) {
 	r[RejectOrigin] = build("403 Forbidden", "", "origin not allowed")
 	r[RejectTicket] = build("401 Unauthorized", "", "missing, unknown, expired or used ticket")
 	r[RejectCapacity] = build("503 Service Unavailable", "Retry-After: 1\r\n", "server at capacity")
+	r[RejectFDBudget] = build("503 Service Unavailable", "Retry-After: 1\r\n", "server out of connection slots")
 	return r
 }()
 

@@ -27,8 +27,11 @@ type Server struct {
 
 	closeLog closeLog
 
-	openConns atomic.Int64
-	publishes atomic.Uint64
+	openConns   atomic.Int64
+	fds         atomic.Int64 // TCP connections held, against cfg.MaxFDs
+	fdRefusedAt atomic.Int64 // server clock of the last fd-budget refusal
+	fdLog       logLimiter
+	publishes   atomic.Uint64
 
 	loopsMu sync.Mutex              // serialises adding a loop (once per loop)
 	loops   atomic.Pointer[[]*loop] // copy-on-write list, read without a lock
@@ -101,17 +104,24 @@ func (s *Server) Start() error {
 	}
 	defer close(s.startRet)
 	h := &handler{s: s}
+	addr, err := resolveListenAddr(s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("engine: listen on %s: %w", s.cfg.Addr, err)
+	}
 	opts := []gnet.Option{
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.cfg.Loops),
 		gnet.WithTicker(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-		gnet.WithReusePort(false),
+		// One listener per loop, so OnOpen runs after each accept: see fdbudget.go.
+		gnet.WithReusePort(true),
+		// A restart may bind while the last run's connections sit in TIME_WAIT.
+		gnet.WithReuseAddr(true),
 		gnet.WithLogger(newGnetLogger(s.log)),
 	}
 	go func() {
 		defer close(s.done)
-		s.runErr = gnet.Run(h, "tcp://"+s.cfg.Addr, opts...)
+		s.runErr = gnet.Run(h, "tcp://"+addr, opts...)
 	}()
 	select {
 	case <-s.booted:
@@ -131,7 +141,19 @@ func (s *Server) Addr() net.Addr { return s.addr }
 
 // Ready reports whether the server accepts connections and is not stopping.
 // Safe from any goroutine.
-func (s *Server) Ready() bool { return s.ready.Load() && !s.stopping.Load() }
+func (s *Server) Ready() bool { return s.ready.Load() && !s.stopping.Load() && !s.Failed() }
+
+// Failed reports whether the event loops stopped without Stop being
+// called: the listener is gone and nothing will bring it back in this
+// process. Safe from any goroutine.
+func (s *Server) Failed() bool {
+	select {
+	case <-s.done:
+		return !s.stopping.Load()
+	default:
+		return false
+	}
+}
 
 // Stop stops accepting, sends close 1001 to every connection and waits until
 // they close or ctx ends; then it closes what remains and stops the event
@@ -245,6 +267,9 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if s.stopping.Load() {
 		return nil, gnet.Close
 	}
+	if !s.admitSocket() {
+		return s.refuseSocket(gc)
+	}
 	l := s.loopFor(gc.EventLoop())
 	c := &Conn{gc: gc, loop: l, index: -1}
 	gc.SetContext(c)
@@ -272,6 +297,7 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	if c == nil {
 		return gnet.None
 	}
+	h.s.fds.Add(-1)
 	if c.phase == phaseOpen || c.phase == phaseClosing {
 		c.loop.remove(c)
 		h.s.openConns.Add(-1)

@@ -15,12 +15,13 @@ const (
 	RejectTicket                             // 401
 	RejectCapacity                           // 503
 	RejectTimeout                            // no complete request in time
+	RejectFDBudget                           // 503 at accept: Config.MaxFDs sockets held
 	NumRejectReasons
 )
 
 var rejectNames = [NumRejectReasons]string{
 	"bad_request", "version", "not_found", "header_too_large",
-	"origin", "ticket", "capacity", "timeout",
+	"origin", "ticket", "capacity", "timeout", "fd_budget",
 }
 
 // String is the metric label of the reason, e.g. "ticket".
