@@ -24,6 +24,7 @@ const (
 	CloseIdleTimeout                         // 1001: nothing from the client for IdleTimeout
 	CloseShutdown                            // 1001: Stop
 	CloseHandshakeTimeout                    // no complete upgrade within HandshakeTimeout (no frame)
+	CloseInputFlood                          // 1008: input arrives faster than the loop gives the connection turns
 	NumCloseReasons
 )
 
@@ -47,6 +48,7 @@ var closeReasons = [NumCloseReasons]closeReasonInfo{
 	CloseIdleTimeout:      {ws.StatusGoingAway, "idle timeout", "idle_timeout"},
 	CloseShutdown:         {ws.StatusGoingAway, "server shutting down", "shutdown"},
 	CloseHandshakeTimeout: {0, "", "handshake_timeout"},
+	CloseInputFlood:       {ws.StatusPolicyViolation, "too much input", "input_flood"},
 }
 
 // String is the metric label of the reason, e.g. "slow_consumer".

@@ -32,7 +32,8 @@ type Conn struct {
 	utf8    utf8Validator
 	// closeReason is why the connection is ending, set when the server
 	// sends its close or answers the client's; zero: connection lost.
-	closeReason CloseReason
+	closeReason  CloseReason
+	resumeQueued bool // waits in loop.resume for another turn
 
 	lastRead int64 // server clock (ns) of the last bytes from the client
 	lastPing int64 // server clock (ns) of the last ping we sent

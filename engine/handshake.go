@@ -301,7 +301,7 @@ func (l *loop) handshake(c *Conn) (action gnet.Action, done bool) {
 	l.add(c)
 	l.counters.handshakes.Add(1)
 	l.counters.messagesOut.Add(1)
-	if !l.write(c, l.hs.io.out) {
+	if !l.send(c, l.hs.io.out) {
 		return gnet.None, false
 	}
 	return gnet.None, true

@@ -37,6 +37,15 @@ type loop struct {
 
 	sweepQueued atomic.Bool
 	sweepTask   gnet.RunnableFunc
+
+	// Bounded turns (turn.go): connections waiting for another turn, and
+	// the latest ping of the turn in progress.
+	resume, resumeSpare []*Conn
+	resumeQueued        bool
+	resumeTask          gnet.RunnableFunc
+	pong                [125]byte
+	pongLen             int
+	pongPending         bool
 }
 
 type deadline struct {
@@ -50,6 +59,10 @@ func newLoop(s *Server, el gnet.EventLoop, index int) *loop {
 	l.sweepTask = func(context.Context) error {
 		l.sweepQueued.Store(false)
 		l.sweep()
+		return nil
+	}
+	l.resumeTask = func(context.Context) error {
+		l.runResume()
 		return nil
 	}
 	return l
@@ -213,7 +226,7 @@ func (l *loop) sweep() {
 		case quiet >= ping && now-c.lastPing >= ping:
 			c.lastPing = now
 			l.out = appendFrame(l.out[:0], true, ws.OpPing, nil)
-			if !l.write(c, l.out) {
+			if !l.send(c, l.out) && c.phase == phaseClosed {
 				continue
 			}
 		}

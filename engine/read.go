@@ -5,14 +5,33 @@ import (
 	"github.com/panjf2000/gnet/v2"
 )
 
-// readFrames drains every complete frame buffered on an open connection.
-// A partial header or payload stays in gnet's buffer for the next call.
+// readFrames drains the complete frames buffered on an open connection,
+// up to one turn's budget (turn.go). A partial header or payload stays in
+// gnet's buffer for the next call.
 func (l *loop) readFrames(c *Conn) gnet.Action {
+	action := l.readTurn(c)
+	if action == gnet.None {
+		l.flushPong(c)
+	} else {
+		l.pongPending = false
+	}
+	return action
+}
+
+func (l *loop) readTurn(c *Conn) gnet.Action {
 	gc := c.gc
 	c.lastRead = l.srv.now()
+	frames, bytes := 0, 0
 	for {
 		n := gc.InboundBuffered()
 		if n < 2 {
+			return gnet.None
+		}
+		if frames >= framesPerTurn || bytes >= bytesPerTurn {
+			if n > l.inboundLimit() {
+				return l.fail(c, CloseInputFlood)
+			}
+			l.resumeLater(c)
 			return gnet.None
 		}
 		hb, err := gc.Peek(min(n, maxHeaderLen))
@@ -44,6 +63,8 @@ func (l *loop) readFrames(c *Conn) gnet.Action {
 			return gnet.None // gnet closed it while we wrote; c is gone
 		}
 		_, _ = gc.Discard(int(total))
+		frames++
+		bytes += int(total)
 		if action != gnet.None {
 			return action
 		}
@@ -73,10 +94,15 @@ func (l *loop) check(c *Conn, h ws.Header) (CloseReason, bool) {
 func (l *loop) onFrame(c *Conn, h ws.Header, payload []byte) gnet.Action {
 	switch h.OpCode {
 	case ws.OpPing:
-		if c.phase == phaseOpen {
-			l.out = appendFrame(l.out[:0], true, ws.OpPong, payload)
-			l.write(c, l.out)
+		if c.phase != phaseOpen {
+			return gnet.None
 		}
+		if l.pongPending || c.gc.OutboundBuffered() > 0 {
+			l.queuePong(payload) // the client is behind: coalesce
+			return gnet.None
+		}
+		l.out = appendFrame(l.out[:0], true, ws.OpPong, payload)
+		l.send(c, l.out)
 		return gnet.None
 	case ws.OpPong:
 		return gnet.None
@@ -128,6 +154,10 @@ func (l *loop) deliver(c *Conn, op ws.OpCode, msg []byte) gnet.Action {
 	cfg := &l.srv.cfg
 	switch {
 	case cfg.Echo:
+		l.flushPong(c)
+		if c.phase != phaseOpen {
+			return gnet.None // closed as a slow consumer
+		}
 		l.out = appendFrame(l.out[:0], true, op, msg)
 		l.push(c, l.out)
 	case cfg.OnMessage != nil:
@@ -141,6 +171,10 @@ func (l *loop) deliver(c *Conn, op ws.OpCode, msg []byte) gnet.Action {
 func (l *loop) onClose(c *Conn, payload []byte) gnet.Action {
 	if c.phase != phaseOpen {
 		return gnet.Close // the client answered our close
+	}
+	l.flushPong(c)
+	if c.phase != phaseOpen {
+		return gnet.Close
 	}
 	switch len(payload) {
 	case 0:
@@ -171,6 +205,7 @@ func (l *loop) onClose(c *Conn, payload []byte) gnet.Action {
 
 // fail sends r's close frame and asks gnet to close the connection.
 func (l *loop) fail(c *Conn, r CloseReason) gnet.Action {
+	l.flushPong(c)
 	if c.phase == phaseOpen {
 		l.sendClose(c, r)
 	}
