@@ -36,7 +36,13 @@ type Config struct {
 	// and is closed at once, so accept never meets RLIMIT_NOFILE (see
 	// fdbudget.go). 0: no limit.
 	MaxFDs int
-	Loops  int // 0: GOMAXPROCS
+	// SendBufferBytes sets SO_SNDBUF on every connection (inherited from
+	// the listener), bounding the kernel memory a client that does not
+	// read can pin beside MaxPendingBytes; Linux doubles the value for its
+	// bookkeeping. 0: the kernel's default (autotuned, up to tcp_wmem's
+	// maximum, often 4 MiB).
+	SendBufferBytes int
+	Loops           int // 0: GOMAXPROCS
 
 	// Echo sends every client data message back with the same opcode.
 	Echo bool
@@ -80,7 +86,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.HandshakeTimeout < 0 || c.MaxHeaderBytes < 0 || c.MaxMessageBytes < 0 ||
 		c.PingInterval < 0 || c.IdleTimeout < 0 || c.MaxPendingBytes < 0 ||
-		c.MaxConns < 0 || c.MaxFDs < 0 || c.Loops < 0 {
+		c.MaxConns < 0 || c.MaxFDs < 0 || c.SendBufferBytes < 0 || c.Loops < 0 {
 		return c, ErrBadLimit
 	}
 	c.HandshakeTimeout = cmp.Or(c.HandshakeTimeout, DefaultHandshakeTimeout)

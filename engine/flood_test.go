@@ -3,6 +3,7 @@ package engine_test
 import (
 	"bytes"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -132,4 +133,46 @@ func TestPingFloodWithoutReading(t *testing.T) {
 	if after > before+8<<20 {
 		t.Fatalf("heap grew from %s to %s: the floods' memory was not returned", mib(before), mib(after))
 	}
+}
+
+// A slow consumer that reads again once the server gave up on it finds the
+// whole frames queued before the decision, then the 1008 close: the close
+// frame is queued after the last whole frame, never inside one, and
+// SendBufferBytes keeps what the kernel holds small enough to drain.
+func TestSlowConsumerGetsClose1008(t *testing.T) {
+	cfg := engine.Config{MaxPendingBytes: 64 << 10, SendBufferBytes: 16 << 10,
+		IdleTimeout: time.Minute, PingInterval: time.Minute}
+	s := startServer(t, cfg)
+	slow := dialTinyBuffer(t, s.addr)
+	slow.handshake(s.issue(t, "slow"))
+	data := []byte(`"` + strings.Repeat("x", 1000) + `"`)
+	for i := 0; s.Stats().SlowConsumers == 0; i++ {
+		if i > 100000 {
+			t.Fatal("no slow consumer after 100 MB of publishes")
+		}
+		s.Publish("slow", data)
+	}
+	want := `{"type":"message","data":` + string(data) + `}`
+	messages := 0
+	for {
+		m, err := slow.readMessage()
+		if err != nil {
+			t.Fatalf("after %d whole messages: %v (want a 1008 close)", messages, describeEnd(err))
+		}
+		if m.op == opClose {
+			code := frame{payload: m.payload}.closeCode()
+			if code != closePolicy || string(m.payload[2:]) != "slow consumer" {
+				t.Fatalf("close %d %q, want 1008 slow consumer", code, m.payload)
+			}
+			break
+		}
+		if string(m.payload) != want {
+			t.Fatalf("message %d is not a whole frame: %d bytes", messages, len(m.payload))
+		}
+		messages++
+	}
+	if end := slow.awaitEOF(); end != "EOF" {
+		t.Fatalf("after the close: %s, want EOF", end)
+	}
+	t.Logf("%d whole messages, then close 1008", messages)
 }

@@ -119,6 +119,9 @@ func (s *Server) Start() error {
 		gnet.WithReuseAddr(true),
 		gnet.WithLogger(newGnetLogger(s.log)),
 	}
+	if n := s.cfg.SendBufferBytes; n > 0 {
+		opts = append(opts, gnet.WithSocketSendBuffer(n))
+	}
 	go func() {
 		defer close(s.done)
 		s.runErr = gnet.Run(h, "tcp://"+addr, opts...)

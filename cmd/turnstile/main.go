@@ -158,6 +158,7 @@ func newServer(cfg *config, log *slog.Logger) (*server, error) {
 		PingInterval:     cfg.PingInterval,
 		IdleTimeout:      cfg.IdleTimeout,
 		MaxPendingBytes:  cfg.MaxPendingBytes,
+		SendBufferBytes:  cfg.SendBufferBytes,
 		MaxConns:         cfg.MaxConns,
 		MaxFDs:           s.fds.WS,
 		Loops:            cfg.Loops,
