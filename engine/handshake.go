@@ -23,6 +23,7 @@ var (
 	errRejectOrigin   = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("origin"))
 	errRejectTicket   = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("ticket"))
 	errRejectCapacity = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("capacity"))
+	errRejectDraining = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("draining"))
 )
 
 // rejectionFor maps an Upgrade error to the reason we answer with.
@@ -36,6 +37,8 @@ func rejectionFor(err error) RejectReason {
 		return RejectTicket
 	case errRejectCapacity:
 		return RejectCapacity
+	case errRejectDraining:
+		return RejectDraining
 	case ws.ErrHandshakeUpgradeRequired:
 		return RejectVersion
 	}
@@ -57,6 +60,7 @@ var rejectResponses = func() (r [NumRejectReasons][]byte) {
 	r[RejectOrigin] = build("403 Forbidden", "", "origin not allowed")
 	r[RejectTicket] = build("401 Unauthorized", "", "missing, unknown, expired or used ticket")
 	r[RejectCapacity] = build("503 Service Unavailable", "Retry-After: 1\r\n", "server at capacity")
+	r[RejectDraining] = build("503 Service Unavailable", "Retry-After: 1\r\n", "server shutting down: retry on another node")
 	r[RejectFDBudget] = build("503 Service Unavailable", "Retry-After: 1\r\n", "server out of connection slots")
 	return r
 }()
@@ -140,7 +144,7 @@ func (l *loop) newUpgrader() ws.Upgrader {
 			// Stop's close pass may have run on this loop already: admit
 			// nothing that would outlive the drain.
 			if l.srv.stopping.Load() {
-				return nil, errRejectCapacity
+				return nil, errRejectDraining
 			}
 			if max := cfg.MaxConns; max > 0 {
 				if l.srv.openConns.Add(1) > int64(max) {

@@ -234,10 +234,11 @@ func (l *loop) sweep() {
 	}
 }
 
-// closeAll sends close 1001 to every open connection and closes handshakes
-// (Stop, first phase); with force it closes every connection at once.
+// closeAll sends close 1001 to every open connection (Stop, first phase;
+// handshakes in progress finish with a 503 or their deadline); with force
+// it closes every connection at once.
 func (l *loop) closeAll(force bool) {
-	for i := l.pendingHead; i < len(l.pending); i++ {
+	for i := l.pendingHead; force && i < len(l.pending); i++ {
 		if c := l.pending[i].c; c.phase == phaseHandshake {
 			l.closeNow(c)
 		}

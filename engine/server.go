@@ -267,9 +267,10 @@ func boundAddr(eng gnet.Engine) (net.Addr, error) {
 
 func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s := h.s
-	if s.stopping.Load() {
-		return nil, gnet.Close
-	}
+	// While Stop drains, a new connection is still read, so that its
+	// upgrade gets a complete 503 (OnBeforeUpgrade) rather than a reset:
+	// closing before the request arrives would make the client's kernel
+	// drop the response when the request meets the closed socket.
 	if !s.admitSocket() {
 		return s.refuseSocket(gc)
 	}

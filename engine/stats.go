@@ -16,12 +16,13 @@ const (
 	RejectCapacity                           // 503
 	RejectTimeout                            // no complete request in time
 	RejectFDBudget                           // 503 at accept: Config.MaxFDs sockets held
+	RejectDraining                           // 503: Stop has begun
 	NumRejectReasons
 )
 
 var rejectNames = [NumRejectReasons]string{
 	"bad_request", "version", "not_found", "header_too_large",
-	"origin", "ticket", "capacity", "timeout", "fd_budget",
+	"origin", "ticket", "capacity", "timeout", "fd_budget", "draining",
 }
 
 // String is the metric label of the reason, e.g. "ticket".
