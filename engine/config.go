@@ -31,6 +31,9 @@ type Config struct {
 	IdleTimeout      time.Duration // default 60s
 	MaxPendingBytes  int           // default 1 MiB queued outbound per conn
 	MaxConns         int           // 0: no limit
+	// MaxConnsPerUser bounds one user's upgraded connections; past it an
+	// upgrade gets 429 (its ticket spent: see userquota.go). 0: no limit.
+	MaxConnsPerUser int
 	// MaxFDs bounds the TCP connections the listener holds at once
 	// (handshakes, open and closing); past it a new connection gets a 503
 	// and is closed at once, so accept never meets RLIMIT_NOFILE (see
@@ -86,7 +89,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.HandshakeTimeout < 0 || c.MaxHeaderBytes < 0 || c.MaxMessageBytes < 0 ||
 		c.PingInterval < 0 || c.IdleTimeout < 0 || c.MaxPendingBytes < 0 ||
-		c.MaxConns < 0 || c.MaxFDs < 0 || c.SendBufferBytes < 0 || c.Loops < 0 {
+		c.MaxConns < 0 || c.MaxConnsPerUser < 0 || c.MaxFDs < 0 || c.SendBufferBytes < 0 || c.Loops < 0 {
 		return c, ErrBadLimit
 	}
 	c.HandshakeTimeout = cmp.Or(c.HandshakeTimeout, DefaultHandshakeTimeout)

@@ -24,6 +24,7 @@ var (
 	errRejectTicket   = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("ticket"))
 	errRejectCapacity = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("capacity"))
 	errRejectDraining = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("draining"))
+	errRejectUserMax  = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("user quota"))
 )
 
 // rejectionFor maps an Upgrade error to the reason we answer with.
@@ -39,6 +40,8 @@ func rejectionFor(err error) RejectReason {
 		return RejectCapacity
 	case errRejectDraining:
 		return RejectDraining
+	case errRejectUserMax:
+		return RejectUserQuota
 	case ws.ErrHandshakeUpgradeRequired:
 		return RejectVersion
 	}
@@ -60,6 +63,7 @@ var rejectResponses = func() (r [NumRejectReasons][]byte) {
 	r[RejectOrigin] = build("403 Forbidden", "", "origin not allowed")
 	r[RejectTicket] = build("401 Unauthorized", "", "missing, unknown, expired or used ticket")
 	r[RejectCapacity] = build("503 Service Unavailable", "Retry-After: 1\r\n", "server at capacity")
+	r[RejectUserQuota] = build("429 Too Many Requests", "", "too many connections for this user: close one first")
 	r[RejectDraining] = build("503 Service Unavailable", "Retry-After: 1\r\n", "server shutting down: retry on another node")
 	r[RejectFDBudget] = build("503 Service Unavailable", "Retry-After: 1\r\n", "server out of connection slots")
 	return r
@@ -156,6 +160,9 @@ func (l *loop) newUpgrader() ws.Upgrader {
 			claims, err := cfg.Store.Redeem(l.hs.ticket[:], time.Now())
 			if err != nil {
 				return nil, errRejectTicket
+			}
+			if l.srv.quota.m != nil && !l.srv.quota.take(l.quota, claims.Subject) {
+				return nil, errRejectUserMax
 			}
 			l.hs.claims = claims
 			return nil, nil

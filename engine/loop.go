@@ -46,6 +46,8 @@ type loop struct {
 	pong                [125]byte
 	pongLen             int
 	pongPending         bool
+
+	quota *quotaFuncs // MaxConnsPerUser's callbacks for this loop
 }
 
 type deadline struct {
@@ -55,6 +57,7 @@ type deadline struct {
 
 func newLoop(s *Server, el gnet.EventLoop, index int) *loop {
 	l := &loop{srv: s, el: el, index: index, users: make(map[string]*Conn)}
+	l.quota = newQuotaFuncs(s.cfg.MaxConnsPerUser)
 	l.up = l.newUpgrader()
 	l.sweepTask = func(context.Context) error {
 		l.sweepQueued.Store(false)

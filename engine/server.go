@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"github.com/puzpuzpuz/xsync/v4"
 )
 
 const levelDebug = slog.LevelDebug
@@ -26,6 +27,7 @@ type Server struct {
 	checkEvery time.Duration // how often each connection is checked for idleness
 
 	closeLog closeLog
+	quota    userQuota // nil map: MaxConnsPerUser off
 
 	openConns   atomic.Int64
 	fds         atomic.Int64 // TCP connections held, against cfg.MaxFDs
@@ -63,6 +65,9 @@ func New(cfg Config) (*Server, error) {
 	s.tick = min(max(shortest/4, 10*time.Millisecond), 250*time.Millisecond)
 	s.checkEvery = max(min(cfg.PingInterval, cfg.IdleTimeout)/10, s.tick)
 	s.closeLog.l = cfg.Logger
+	if cfg.MaxConnsPerUser > 0 {
+		s.quota.m = xsync.NewMap[string, int32]()
+	}
 	empty := []*loop{}
 	s.loops.Store(&empty)
 	return s, nil
@@ -305,6 +310,9 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	if c.phase == phaseOpen || c.phase == phaseClosing {
 		c.loop.remove(c)
 		h.s.openConns.Add(-1)
+		if h.s.quota.m != nil {
+			h.s.quota.give(c.loop.quota, c.user)
+		}
 		c.loop.counters.closes[c.closeReason].Add(1)
 		h.s.closeLog.conn(c, c.closeReason)
 	}

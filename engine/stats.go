@@ -17,12 +17,13 @@ const (
 	RejectTimeout                            // no complete request in time
 	RejectFDBudget                           // 503 at accept: Config.MaxFDs sockets held
 	RejectDraining                           // 503: Stop has begun
+	RejectUserQuota                          // 429: the user is at MaxConnsPerUser
 	NumRejectReasons
 )
 
 var rejectNames = [NumRejectReasons]string{
 	"bad_request", "version", "not_found", "header_too_large",
-	"origin", "ticket", "capacity", "timeout", "fd_budget", "draining",
+	"origin", "ticket", "capacity", "timeout", "fd_budget", "draining", "user_quota",
 }
 
 // String is the metric label of the reason, e.g. "ticket".

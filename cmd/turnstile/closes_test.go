@@ -147,3 +147,18 @@ func TestEndToEndClosesCountedAndLogged(t *testing.T) {
 		t.Fatal("the ticket appears in the server's log")
 	}
 }
+
+// -max-conns-per-user: past it an upgrade gets 429; another user still
+// gets in.
+func TestEndToEndMaxConnsPerUser(t *testing.T) {
+	s := startBinary(t, "-max-conns-per-user", "2")
+	connect(t, s, "maggie", "secret")
+	connect(t, s, "maggie", "secret")
+	_, url := s.Ticket(t, s.Login(t, "maggie", "secret"))
+	if code := dialStatus(t, url); code != http.StatusTooManyRequests {
+		t.Fatalf("third connection of maggie: %d, want 429", code)
+	}
+	if v := s.metric(t, `turnstile_handshake_rejections_total{reason="user_quota"}`); v != 1 {
+		t.Fatalf("user_quota rejections = %v, want 1", v)
+	}
+}

@@ -41,6 +41,7 @@ type config struct {
 	MaxPendingBytes int
 	SendBufferBytes int
 	MaxConns        int
+	MaxConnsPerUser int
 	Loops           int
 	Echo            bool
 	DrainTimeout    time.Duration
@@ -85,6 +86,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.IntVar(&c.MaxPendingBytes, "max-pending-bytes", 1<<20, "outbound bytes queued per connection before it is closed as a slow consumer")
 	fs.IntVar(&c.SendBufferBytes, "send-buffer-bytes", 65536, "SO_SNDBUF of each WebSocket connection: kernel memory a client that does not read can pin (0: kernel default, autotuned)")
 	fs.IntVar(&c.MaxConns, "max-conns", 0, "most open WebSocket connections (0: no limit)")
+	fs.IntVar(&c.MaxConnsPerUser, "max-conns-per-user", 100, "most open WebSocket connections of one user; past it upgrades get 429 (0: no limit)")
 	fs.IntVar(&c.Loops, "loops", 0, "gnet event loops (0: GOMAXPROCS)")
 	fs.BoolVar(&c.Echo, "echo", false, "echo every client data message (conformance tests, latency benchmarks)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long connections get to close after 1001")
@@ -204,6 +206,9 @@ func (c *config) validate() error {
 	}
 	if c.MaxConns < 0 {
 		bad("-max-conns %d: must be 0 (no limit) or more", c.MaxConns)
+	}
+	if c.MaxConnsPerUser < 0 {
+		bad("-max-conns-per-user %d: must be 0 (no limit) or more", c.MaxConnsPerUser)
 	}
 	if c.Loops < 0 {
 		bad("-loops %d: must be 0 (GOMAXPROCS) or more", c.Loops)

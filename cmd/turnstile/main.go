@@ -160,6 +160,7 @@ func newServer(cfg *config, log *slog.Logger) (*server, error) {
 		MaxPendingBytes:  cfg.MaxPendingBytes,
 		SendBufferBytes:  cfg.SendBufferBytes,
 		MaxConns:         cfg.MaxConns,
+		MaxConnsPerUser:  cfg.MaxConnsPerUser,
 		MaxFDs:           s.fds.WS,
 		Loops:            cfg.Loops,
 		Echo:             cfg.Echo,
