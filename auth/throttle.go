@@ -242,7 +242,7 @@ func (l *limiter) take(key string, now int64, force bool) (wait, prevTat int64) 
 		return next - limit, tat
 	}
 	if !ok && len(s.tat) >= l.perShard {
-		s.evict(now)
+		s.evict(now, l.perShard)
 	}
 	s.tat[h] = min(next, limit+l.interval)
 	return 0, tat
@@ -273,27 +273,44 @@ func (l *limiter) remember(key string, now int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.tat[h]; !ok && len(s.tat) >= l.perShard {
-		s.evict(now)
+		s.evict(now, l.perShard)
 	}
 	s.tat[h] = now + l.interval
 }
 
-// evict makes room: it drops every drained entry, or if there is none, the
-// one closest to draining. Called with s.mu held.
-func (s *limiterShard) evict(now int64) {
-	var victim uint64
-	victimTat := int64(1<<63 - 1)
-	freed := false
+// evict makes room: it drops every drained entry and, if that frees less
+// than a sixteenth of the shard, the entries nearest to draining (or to
+// expiry) until it does. Freeing a batch spreads the cost of the scan over
+// many inserts, so a full shard costs O(1) per insert, not O(entries).
+// Called with s.mu held.
+func (s *limiterShard) evict(now int64, perShard int) {
+	want := max(1, perShard/16)
+	freed := 0
+	lo, hi := int64(1<<63-1), int64(-1<<63)
 	for h, tat := range s.tat {
 		if tat <= now {
 			delete(s.tat, h)
-			freed = true
-		} else if tat < victimTat {
-			victim, victimTat = h, tat
+			freed++
+			continue
 		}
+		lo, hi = min(lo, tat), max(hi, tat)
 	}
-	if !freed {
-		delete(s.tat, victim)
+	// Widen the cut-off from the lowest entry until enough are gone; the
+	// last pass (the whole span) always frees enough.
+	for frac := int64(16); freed < want && len(s.tat) > 0; frac /= 2 {
+		cut := lo + (hi-lo)/max(frac, 1)
+		for h, tat := range s.tat {
+			if freed >= want {
+				break
+			}
+			if tat <= cut {
+				delete(s.tat, h)
+				freed++
+			}
+		}
+		if frac <= 1 {
+			break
+		}
 	}
 }
 

@@ -173,3 +173,22 @@ func TestTicketHandlerQuota(t *testing.T) {
 		t.Fatalf("maggie refused after the TTL: %d", w.Code)
 	}
 }
+
+// The quota's cost per /ws_ticket (which verifies a JWT anyway), parallel,
+// many users.
+func BenchmarkTicketQuotaTake(b *testing.B) {
+	q := newTicketQuota(DefaultMaxTicketsPerUser, DefaultTicketTTL, quotaMaxEntries)
+	users := make([]string, 4096)
+	for i := range users {
+		users[i] = "user-" + strconv.Itoa(i)
+	}
+	now := time.Now()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			q.take(users[i%len(users)], now)
+		}
+	})
+}
