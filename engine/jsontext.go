@@ -76,9 +76,11 @@ func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c =
 // compactJSONText checks that b is one JSON value in UTF-8 whose strings are
 // Unicode text, and removes the insignificant whitespace in place. It
 // returns b's prefix holding the compact text, or an error (a
-// *jsonTextError wrapping errJSONSyntax, errJSONUTF8 or errJSONSurrogate)
-// after which b's content is undefined. It does not allocate unless it
-// fails. Safe for concurrent use on different slices.
+// *jsonTextError wrapping errJSONSyntax, errJSONUTF8 or errJSONSurrogate).
+// Either way b is overwritten: afterwards only the returned prefix means
+// anything, so a caller that needs the original body must copy it first. It
+// does not allocate unless it fails. Safe for concurrent use on different
+// slices.
 func compactJSONText(b []byte) ([]byte, error) {
 	var stack [maxJSONDepth/64 + 1]uint64 // bit set: that level is an object
 	depth := 0
