@@ -34,7 +34,7 @@ import (
 //     apply (the address limit still does). So an attacker failing against
 //     maggie from anywhere cannot lock maggie out of the places she logged in
 //     from before. From an address she never used, during an ongoing spray,
-//     she waits like the attacker, for Retry-After (at most UserInterval).
+//     she waits like the attacker, for Retry-After (about one UserInterval).
 //
 // Memory is bounded whatever an attacker sends: each table holds at most
 // MaxEntries 64-bit keyed hashes of names, never the names. An entry in the
