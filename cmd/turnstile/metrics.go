@@ -17,7 +17,6 @@ type statsCollector struct {
 
 	openConns, handshakes, rejected, messages, publishes, slow *prometheus.Desc
 	tickets, ticketsLive, logins                               *prometheus.Desc
-	ticketsOverQuota, publishAuthFailures, publishThrottled    *prometheus.Desc
 }
 
 func newStatsCollector(s *server) *statsCollector {
@@ -35,16 +34,11 @@ func newStatsCollector(s *server) *statsCollector {
 		tickets:     d("tickets_total", "Tickets by event: issued, redeemed, rejected (unknown, used or expired at redeem), expired (reclaimed unused).", "event"),
 		ticketsLive: d("tickets_live", "Tickets issued and neither redeemed nor reclaimed."),
 		logins:      d("logins_total", "POST /auth attempts by result.", "result"),
-
-		ticketsOverQuota:    d("tickets_over_quota_total", "GET|POST /ws_ticket refused with 429: the user reached -max-tickets-per-user."),
-		publishAuthFailures: d("publish_auth_failures_total", "Requests to publish-key endpoints refused with 401 (missing or wrong key)."),
-		publishThrottled:    d("publish_auth_throttled_total", "Requests to publish-key endpoints refused with 429: their address sent too many wrong keys."),
 	}
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.openConns, c.handshakes, c.rejected, c.messages, c.publishes, c.slow, c.tickets, c.ticketsLive, c.logins,
-		c.ticketsOverQuota, c.publishAuthFailures, c.publishThrottled} {
+	for _, d := range []*prometheus.Desc{c.openConns, c.handshakes, c.rejected, c.messages, c.publishes, c.slow, c.tickets, c.ticketsLive, c.logins} {
 		ch <- d
 	}
 }
@@ -83,9 +77,6 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.logins, as.LoginsFailed, "failed")
 	counter(c.logins, as.LoginsThrottled, "throttled")
 	counter(c.logins, as.LoginsBadRequest, "bad_request")
-	counter(c.ticketsOverQuota, as.TicketsOverQuota)
-	counter(c.publishAuthFailures, c.s.keyGuard.failures.Load())
-	counter(c.publishThrottled, c.s.keyGuard.throttled.Load())
 }
 
 func newMetricsHandler(s *server) http.Handler {
@@ -94,6 +85,7 @@ func newMetricsHandler(s *server) http.Handler {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStatsCollector(s),
+		newAbuseCollector(s),
 	)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
