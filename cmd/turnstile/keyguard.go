@@ -66,7 +66,7 @@ func (g *keyGuard) wrap(next http.Handler) http.Handler {
 			writeError(w, http.StatusTooManyRequests, "too many requests with a wrong key from this address, retry later")
 			return
 		}
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		rec := &guardRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
 		if rec.status == http.StatusUnauthorized {
 			g.failures.Add(1)
@@ -75,6 +75,20 @@ func (g *keyGuard) wrap(next http.Handler) http.Handler {
 		}
 	})
 }
+
+// guardRecorder notes the status the guarded handler answers with. Unwrap
+// lets http.ResponseController reach the connection's writer through it.
+type guardRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *guardRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *guardRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // report logs a refused key, at most once per keyGuardLogEvery whatever the
 // rate: a guesser sets the rate, and must not fill the disk.
