@@ -47,22 +47,6 @@ func (s *testServer) call(t *testing.T, method, path, bearer, from, body string)
 	return answer{resp.StatusCode, resp.Header, data}
 }
 
-// metric returns the value of one exact series in /metrics, or -1.
-func (s *testServer) metric(t *testing.T, series string) float64 {
-	t.Helper()
-	a := s.call(t, "GET", "/metrics", "", "", "")
-	for _, line := range strings.Split(string(a.body), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("metric %s: %q", series, line)
-			}
-			return f
-		}
-	}
-	return -1
-}
-
 // Issue 9 item 3: a publish whose data is not UTF-8 JSON (or holds an
 // unpaired surrogate escape) is refused with 400 and never reaches a
 // connection; on main it went out as an invalid text frame that makes a
