@@ -59,7 +59,13 @@ type testServer struct {
 // of the test if still running.
 func startBinary(t *testing.T, args ...string) *testServer {
 	t.Helper()
-	all := append([]string{"-dev", "-http", "127.0.0.1:0", "-ws", "127.0.0.1:0",
+	return startBinaryArgs(t, append([]string{"-dev"}, args...)...)
+}
+
+// startBinaryArgs is startBinary without -dev: args must name a key.
+func startBinaryArgs(t *testing.T, args ...string) *testServer {
+	t.Helper()
+	all := append([]string{"-http", "127.0.0.1:0", "-ws", "127.0.0.1:0",
 		"-log-format", "json", "-log-level", "debug", "-publish-key", testPublishKey}, args...)
 	s := &testServer{PublishKey: testPublishKey, exited: make(chan struct{})}
 	s.cmd = exec.Command(binaryPath, all...)

@@ -86,5 +86,8 @@ func newMetricsHandler(s *server) http.Handler {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStatsCollector(s),
 	)
+	if s.jwks != nil {
+		reg.MustRegister(newJWKSCollector(s.jwks))
+	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
