@@ -513,17 +513,31 @@ func BenchmarkSign(b *testing.B) {
 	}
 }
 
+// Verify per key type, fixed keys beside the JWK Set (the lookup by kid
+// must add no allocation): go test ./auth -run '^$' -bench Verify -benchmem
 func BenchmarkVerify(b *testing.B) {
 	k := newKeys(b)
-	for _, tok := range []*Tokens{k.hs, k.ed} {
-		s, _, err := tok.Sign("maggie")
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run(tok.Alg(), func(b *testing.B) {
+	jwksES := func(c jwt.MapClaims, h map[string]any) string {
+		return testidp.Sign(b, jwt.SigningMethodES256, k.idp.Key("ec-1").Priv, map[string]any{"kid": "ec-1"}, c)
+	}
+	for _, v := range []struct {
+		name string
+		tok  *Tokens
+		sign signer
+	}{
+		{"HS256", k.hs, k.signers["hs"]},
+		{"EdDSA", k.ed, k.signers["ed"]},
+		{"RS256", k.rsaPub, k.signers["rsa"]},
+		{"RS256-with-kid", k.rsaPub, k.signers["jwks"]}, // the JWKS token, at the fixed key: same bytes to parse
+		{"ES256", k.ecPub, k.signers["ec"]},
+		{"JWKS-RS256", k.jwks, k.signers["jwks"]},
+		{"JWKS-ES256", k.jwks, jwksES},
+	} {
+		s := v.sign(goodClaims(), nil)
+		b.Run(v.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := tok.Verify(s); err != nil {
+				if _, err := v.tok.Verify(s); err != nil {
 					b.Fatal(err)
 				}
 			}
