@@ -25,7 +25,11 @@ func (c *config) verifyOnly() bool { return c.JWTPublicKey != "" || c.JWKSURL !=
 func (c *config) validateKeys(bad func(string, ...any)) {
 	switch set := c.keyFlags(); {
 	case len(set) > 1:
-		bad("%s are all set: choose one key (HS256 secret, Ed25519 key file, public key file or JWKS URL)", strings.Join(set, " and "))
+		verb := "are both set"
+		if len(set) > 2 {
+			verb = "are all set"
+		}
+		bad("%s %s: choose one key (HS256 secret, Ed25519 key file, public key file or JWKS URL)", strings.Join(set, " and "), verb)
 	case len(set) == 0 && !c.Dev:
 		bad("no signing key: set TURNSTILE_JWT_SECRET (32+ bytes), -jwt-key ed25519.pem, -jwt-public-key public.pem or -jwks-url https://…/jwks.json, or run with -dev")
 	}
