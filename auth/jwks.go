@@ -190,7 +190,7 @@ func (j *JWKS) key(kid string) (verifyKey, bool) {
 func (j *JWKS) refetch(force bool) <-chan struct{} {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.ctx == nil {
+	if j.ctx == nil || j.ctx.Err() != nil { // before Run, or after it ended
 		return nil
 	}
 	if j.inflight != nil {
