@@ -41,15 +41,25 @@ func stringClaim(mc jwt.MapClaims, name string) (string, error) {
 	return s, nil
 }
 
-// userClaims are the claims Sign writes when the user claim is not sub:
-// both carry the user, so the server's own tokens verify at itself.
-type userClaims struct {
-	jwt.RegisteredClaims
-	name string
+// extraClaims are the claims Sign writes beside the registered ones, or
+// nil: the user under the user claim when it is not sub, so that the
+// server's own tokens verify at itself. One line per configured claim.
+func (t *Tokens) extraClaims(user string) map[string]any {
+	var extra map[string]any
+	if t.cfg.UserClaim != DefaultUserClaim {
+		extra = map[string]any{t.cfg.UserClaim: user}
+	}
+	return extra
 }
 
-func (u userClaims) MarshalJSON() ([]byte, error) {
-	reg, err := json.Marshal(u.RegisteredClaims)
+// withExtra marshals the registered claims and extra claims in one object.
+type withExtra struct {
+	jwt.RegisteredClaims
+	extra map[string]any
+}
+
+func (w withExtra) MarshalJSON() ([]byte, error) {
+	reg, err := json.Marshal(w.RegisteredClaims)
 	if err != nil {
 		return nil, err
 	}
@@ -57,6 +67,8 @@ func (u userClaims) MarshalJSON() ([]byte, error) {
 	if err := json.Unmarshal(reg, &m); err != nil {
 		return nil, err
 	}
-	m[u.name] = u.Subject
+	for k, v := range w.extra {
+		m[k] = v
+	}
 	return json.Marshal(m)
 }

@@ -277,8 +277,8 @@ func (t *Tokens) Sign(sub string) (token string, expires time.Time, err error) {
 		ID:        base64.RawURLEncoding.EncodeToString(jti[:]),
 	}
 	var c jwt.Claims = claims
-	if t.cfg.UserClaim != DefaultUserClaim {
-		c = userClaims{claims, t.cfg.UserClaim}
+	if extra := t.extraClaims(sub); len(extra) > 0 {
+		c = withExtra{claims, extra}
 	}
 	token, err = jwt.NewWithClaims(t.method, c).SignedString(t.signKey)
 	if err != nil {

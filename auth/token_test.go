@@ -563,3 +563,59 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	})
 }
+
+func TestUserClaim(t *testing.T) {
+	k := newKeys(t)
+	byEmail, err := NewHS256(k.secret, TokenConfig{Now: fixedClock, UserClaim: "email"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := k.signers["hs"]
+	c, err := byEmail.Verify(sign(with(func(c jwt.MapClaims) { c["email"] = "maggie@example.com"; c["sub"] = "auth0|1" }), nil))
+	if err != nil || c.Subject != "maggie@example.com" {
+		t.Fatalf("email claim: %+v, %v", c, err)
+	}
+	for name, change := range map[string]func(jwt.MapClaims){
+		"only sub":    func(c jwt.MapClaims) {},
+		"empty email": func(c jwt.MapClaims) { c["email"] = "" },
+		"email list":  func(c jwt.MapClaims) { c["email"] = []string{"a@example.com"} },
+	} {
+		if _, err := byEmail.Verify(sign(with(change), nil)); !errors.Is(err, ErrNoUser) || !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("%s: %v, want ErrNoUser", name, err)
+		}
+	}
+	// The server's own tokens carry the user under both names.
+	s, _, err := byEmail.Sign("maggie@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := byEmail.Verify(s); err != nil || c.Subject != "maggie@example.com" {
+		t.Fatalf("own token: %+v, %v", c, err)
+	}
+	if c, err := k.hs.Verify(s); err != nil || c.Subject != "maggie@example.com" {
+		t.Fatalf("own token read by sub: %+v, %v", c, err)
+	}
+	for _, reserved := range []string{"exp", "iss", "aud", "nbf", "iat", "jti"} {
+		if _, err := NewHS256(k.secret, TokenConfig{UserClaim: reserved}); !errors.Is(err, ErrBadUserClaim) {
+			t.Errorf("UserClaim %q: %v, want ErrBadUserClaim", reserved, err)
+		}
+	}
+}
+
+func TestVerifyOnlyCannotSign(t *testing.T) {
+	k := newKeys(t)
+	for _, v := range []*Tokens{k.rsaPub, k.ecPub, k.edPub, k.jwks} {
+		if v.CanSign() {
+			t.Errorf("%s: CanSign", v.Alg())
+		}
+		if _, _, err := v.Sign("maggie"); !errors.Is(err, ErrVerifyOnly) {
+			t.Errorf("%s: Sign = %v, want ErrVerifyOnly", v.Alg(), err)
+		}
+	}
+	if _, err := NewHandlers(HandlerConfig{Users: DevUsers(), Tokens: k.rsaPub, Store: &fakeStore{}}); !errors.Is(err, ErrUsersNeedSigner) {
+		t.Errorf("logins with a verify-only key: %v, want ErrUsersNeedSigner", err)
+	}
+	if k.rsaPub.Alg() != "RS256" || k.ecPub.Alg() != "ES256" || k.edPub.Alg() != "EdDSA" {
+		t.Errorf("algs %s %s %s", k.rsaPub.Alg(), k.ecPub.Alg(), k.edPub.Alg())
+	}
+}
