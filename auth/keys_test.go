@@ -17,7 +17,9 @@ import (
 	"github.com/turnstile-push/turnstile/internal/testidp"
 )
 
-func pemOf(typ string, der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}) }
+func pemOf(typ string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
 
 func TestParsePublicKeyPEM(t *testing.T) {
 	rsaKey := testidp.OtherRSA()
