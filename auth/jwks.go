@@ -133,7 +133,8 @@ func checkJWKSURL(raw string) error {
 }
 
 // Run fetches the set at once, then every Refresh (every 30 s while
-// fetches fail), until ctx ends. Unknown-kid refetches also need Run.
+// fetches fail), until ctx ends; unknown-kid refetches happen only while it
+// runs. Call it once, on its own goroutine.
 func (j *JWKS) Run(ctx context.Context) {
 	j.mu.Lock()
 	j.ctx = ctx
