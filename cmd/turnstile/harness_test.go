@@ -59,16 +59,31 @@ type testServer struct {
 // of the test if still running.
 func startBinary(t *testing.T, args ...string) *testServer {
 	t.Helper()
-	return startBinaryArgs(t, append([]string{"-dev"}, args...)...)
+	return startCommand(t, nil, args...)
 }
 
 // startBinaryArgs is startBinary without -dev: args must name a key.
 func startBinaryArgs(t *testing.T, args ...string) *testServer {
 	t.Helper()
+	return startProcess(t, nil, args...)
+}
+
+// startCommand is startBinary with the binary run through prefix, a
+// command that ends by exec'ing its first argument with the rest (e.g.
+// sh -c 'ulimit -n 256; exec "$0" "$@"'); nil runs the binary directly.
+func startCommand(t *testing.T, prefix []string, args ...string) *testServer {
+	t.Helper()
+	return startProcess(t, prefix, append([]string{"-dev"}, args...)...)
+}
+
+// startProcess is startCommand without -dev.
+func startProcess(t *testing.T, prefix []string, args ...string) *testServer {
+	t.Helper()
 	all := append([]string{"-http", "127.0.0.1:0", "-ws", "127.0.0.1:0",
 		"-log-format", "json", "-log-level", "debug", "-publish-key", testPublishKey}, args...)
 	s := &testServer{PublishKey: testPublishKey, exited: make(chan struct{})}
-	s.cmd = exec.Command(binaryPath, all...)
+	argv := append(append(append([]string(nil), prefix...), binaryPath), all...)
+	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
 	s.cmd.Stdout = io.Discard
 	stderr, err := s.cmd.StderrPipe()
