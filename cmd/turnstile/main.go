@@ -96,6 +96,7 @@ type server struct {
 	tokens     *auth.Tokens
 	jwks       *auth.JWKS // nil unless -jwks-url
 	handlers   *auth.Handlers
+	keyGuard   *keyGuard // throttles wrong publish keys on every publish-key endpoint
 	ws         *engine.Server
 	publishKey string
 	origins    []string // allowed Origins, for the upgrade and for CORS alike
@@ -211,6 +212,9 @@ func (s *server) start() error {
 		WSPort:     wsPort,
 		WSPath:     s.cfg.WSPath,
 		Logger:     s.log.With("listener", "http"),
+
+		Throttle:          s.cfg.Login,
+		MaxTicketsPerUser: ticketQuota(s.cfg.MaxTicketsPerUser),
 	})
 	if err != nil {
 		s.stopAll()
@@ -221,6 +225,7 @@ func (s *server) start() error {
 		s.stopAll()
 		return err
 	}
+	s.keyGuard = newKeyGuard(s.cfg.PublishAuthBurst, s.cfg.PublishAuthInterval, clientAddr, s.log.With("listener", "http"))
 	sweepCtx, cancel := context.WithCancel(context.Background())
 	s.stopSweep = cancel
 	go s.store.Run(sweepCtx, time.Second)
@@ -248,8 +253,8 @@ func (s *server) start() error {
 func (s *server) routes(publish http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/auth", s.cors(s.handlers.Auth()))
-	mux.Handle("/ws_ticket", s.cors(s.handlers.Ticket()))
-	mux.Handle("/publish", publish)
+	mux.Handle("/ws_ticket", s.cors(s.refuseWhileDraining(s.handlers.Ticket())))
+	mux.Handle("/publish", s.refuseWhileDraining(s.keyGuard.wrap(publish)))
 	mux.Handle("/metrics", newMetricsHandler(s))
 	if s.cfg.Dev {
 		mux.HandleFunc("/", serveDemo)

@@ -89,6 +89,7 @@ func newMetricsHandler(s *server) http.Handler {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStatsCollector(s),
+		newAbuseCollector(s),
 	)
 	if s.jwks != nil {
 		reg.MustRegister(newJWKSCollector(s.jwks))
