@@ -1,0 +1,145 @@
+package broker
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+)
+
+// HistoryMaxBytes bounds all channels' history together, and when it is
+// exceeded the globally oldest message goes first. The global order is a
+// sequence number drawn from one atomic counter at publish (an atomic add,
+// not a lock); every message is also queued, in that order, in one of
+// fifoStripes eviction queues (the stripe of its channel's shard). The
+// oldest message of all is then the smallest head among the stripes. A
+// queue entry whose message already left its channel (size limit, TTL, a
+// freed channel) is stale and skipped: a channel's messages only ever leave
+// from its oldest end, so an entry is stale exactly when its offset is
+// below the channel's lowest kept offset (channel.lo, an atomic).
+//
+// Costs: a publish pushes one entry (amortized O(1); a queue is compacted
+// when stale entries outnumber live ones, so it stays O(live messages));
+// an eviction scans fifoStripes heads.
+const fifoStripes = 8
+
+type fifoEntry struct {
+	ch     *channel
+	offset uint64
+	seq    uint64
+}
+
+type fifo struct {
+	mu   sync.Mutex
+	q    []fifoEntry
+	head int
+	live atomic.Int64 // messages of this stripe's channels still kept
+	_    [40]byte     // keep stripes on separate cache lines
+}
+
+func (e *fifoEntry) stale() bool { return e.offset < e.ch.lo.Load() }
+
+// push queues e. Called with e.ch's mutex held, so entries of one channel
+// are queued in offset order.
+func (f *fifo) push(e fifoEntry) {
+	f.mu.Lock()
+	if n := len(f.q) - f.head; n >= 1024 && int64(n) > 2*f.live.Load() {
+		f.compact()
+	} else if f.head >= 1024 && f.head >= len(f.q)/2 {
+		f.shift()
+	}
+	f.q = append(f.q, e)
+	f.mu.Unlock()
+}
+
+// compact drops stale entries, keeping order.
+func (f *fifo) compact() {
+	w := 0
+	for i := f.head; i < len(f.q); i++ {
+		if !f.q[i].stale() {
+			f.q[w] = f.q[i]
+			w++
+		}
+	}
+	clear(f.q[w:])
+	f.q, f.head = f.q[:w], 0
+}
+
+// shift moves the live part to the front so the slice is reused.
+func (f *fifo) shift() {
+	n := copy(f.q, f.q[f.head:])
+	clear(f.q[n:])
+	f.q, f.head = f.q[:n], 0
+}
+
+// headSeq drops stale entries at the head and returns the head's sequence
+// number, or false if the queue holds no live entry. f.mu must be held.
+func (f *fifo) headSeq() (uint64, bool) {
+	for f.head < len(f.q) {
+		if !f.q[f.head].stale() {
+			return f.q[f.head].seq, true
+		}
+		f.q[f.head] = fifoEntry{}
+		f.head++
+	}
+	f.q, f.head = f.q[:0], 0
+	return 0, false
+}
+
+// evict brings the history back under HistoryMaxBytes. It is called after
+// a publish, with no channel lock held. One goroutine evicts at a time; a
+// publisher that finds another evicting leaves the work to it, and the
+// evictor checks again after it lets go, so no excess is left behind.
+func (m *Memory) evict() {
+	for m.bytes.Load() > m.maxBytes {
+		if !m.evictMu.TryLock() {
+			return
+		}
+		progress := true
+		for progress && m.bytes.Load() > m.maxBytes {
+			progress = m.evictOldest()
+		}
+		m.evictMu.Unlock()
+		if !progress {
+			return
+		}
+	}
+}
+
+// evictOldest removes the oldest kept message of all channels. It returns
+// false if there is none. m.evictMu must be held: it is the only place
+// that pops live heads, so the head found by the scan is still there
+// unless it went stale meanwhile (then it reports progress and the caller
+// scans again).
+func (m *Memory) evictOldest() bool {
+	best, bestSeq := -1, uint64(math.MaxUint64)
+	for i := range m.fifos {
+		f := &m.fifos[i]
+		f.mu.Lock()
+		if s, ok := f.headSeq(); ok && s < bestSeq {
+			best, bestSeq = i, s
+		}
+		f.mu.Unlock()
+	}
+	if best < 0 {
+		return false
+	}
+	f := &m.fifos[best]
+	f.mu.Lock()
+	if s, ok := f.headSeq(); !ok || s != bestSeq {
+		f.mu.Unlock()
+		return true
+	}
+	e := f.q[f.head]
+	f.q[f.head] = fifoEntry{}
+	f.head++
+	f.mu.Unlock()
+
+	c := e.ch
+	c.mu.Lock()
+	for c.hist.len() > 0 && c.lo.Load() <= e.offset {
+		m.dropOldest(c)
+	}
+	c.hist.release()
+	c.mu.Unlock()
+	return true
+}
