@@ -92,7 +92,6 @@ func (m *Memory) free(s *shard, c *channel) {
 func (m *Memory) dropOldest(c *channel) {
 	e := c.hist.pop()
 	m.bytes.Add(-e.size())
-	m.msgs.Add(-1)
 	c.fifo.live.Add(-1)
 	c.lo.Add(1)
 }

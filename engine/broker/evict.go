@@ -7,11 +7,12 @@ import (
 )
 
 // HistoryMaxBytes bounds all channels' history together, and when it is
-// exceeded the globally oldest message goes first. The global order is a
-// sequence number drawn from one atomic counter at publish (an atomic add,
-// not a lock); every message is also queued, in that order, in one of
-// fifoStripes eviction queues (the stripe of its channel's shard). The
-// oldest message of all is then the smallest head among the stripes. A
+// exceeded the globally oldest message goes first. Every message is
+// queued in one of fifoStripes eviction queues (the stripe of its
+// channel's shard) with a sequence number drawn from one atomic counter
+// (an atomic add, not a lock) while the stripe's mutex is held, so each
+// queue is sorted by sequence and the oldest message of all is exactly the
+// smallest head among the stripes. A
 // queue entry whose message already left its channel (size limit, TTL, a
 // freed channel) is stale and skipped: a channel's messages only ever leave
 // from its oldest end, so an entry is stale exactly when its offset is
@@ -38,16 +39,16 @@ type fifo struct {
 
 func (e *fifoEntry) stale() bool { return e.offset < e.ch.lo.Load() }
 
-// push queues e. Called with e.ch's mutex held, so entries of one channel
-// are queued in offset order.
-func (f *fifo) push(e fifoEntry) {
+// push queues ch's message at offset, numbered from seq. Called with ch's
+// mutex held, so entries of one channel are queued in offset order.
+func (f *fifo) push(seq *atomic.Uint64, ch *channel, offset uint64) {
 	f.mu.Lock()
 	if n := len(f.q) - f.head; n >= 1024 && int64(n) > 2*f.live.Load() {
 		f.compact()
 	} else if f.head >= 1024 && f.head >= len(f.q)/2 {
 		f.shift()
 	}
-	f.q = append(f.q, e)
+	f.q = append(f.q, fifoEntry{ch: ch, offset: offset, seq: seq.Add(1)})
 	f.mu.Unlock()
 }
 

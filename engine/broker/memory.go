@@ -78,7 +78,7 @@ type Memory struct {
 	maxBytes   int64
 	maxKeys    int64
 	sweepEvery time.Duration
-	now        func() time.Time
+	nanos      func() int64 // the clock, in nanoseconds from an arbitrary origin
 
 	seed maphash.Seed
 	inst string        // this instance's random part of every epoch
@@ -90,7 +90,6 @@ type Memory struct {
 	evictMu sync.Mutex
 
 	bytes atomic.Int64
-	msgs  atomic.Int64
 	chans atomic.Int64
 	keys  atomic.Int64
 
@@ -133,9 +132,6 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	if cfg.SweepInterval == 0 {
 		cfg.SweepInterval = min(max(cfg.HistoryTTL/8, 50*time.Millisecond), 5*time.Second)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
 	var r [8]byte
 	if _, err := rand.Read(r[:]); err != nil {
 		return nil, fmt.Errorf("broker: epoch: %w", err)
@@ -146,7 +142,7 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 		maxBytes:   cfg.HistoryMaxBytes,
 		maxKeys:    int64(cfg.IdempotencyMaxKeys),
 		sweepEvery: cfg.SweepInterval,
-		now:        cfg.Now,
+		nanos:      clockOf(cfg.Now),
 		seed:       maphash.MakeSeed(),
 		inst:       base64.RawURLEncoding.EncodeToString(r[:]),
 		done:       make(chan struct{}),
@@ -252,7 +248,7 @@ func (m *Memory) Publish(ctx context.Context, channel string, data []byte, opts 
 	}
 	cp := make([]byte, len(data))
 	copy(cp, data)
-	now := m.now().UnixNano()
+	now := m.nanos()
 
 	c := m.lockChannel(channel)
 	if m.state.Load() == stateClosed {
@@ -274,15 +270,19 @@ func (m *Memory) Publish(ctx context.Context, channel string, data []byte, opts 
 	}
 	c.top++
 	off := c.top
+	e := histEntry{data: cp, at: now}
+	delta := e.size()
 	if c.hist.len() == m.size {
-		m.dropOldest(c)
+		// A full ring replaces its oldest: one atomic for the bytes, none
+		// for the message count (dropOldest would take three).
+		delta -= c.hist.pop().size()
+		c.lo.Add(1)
+	} else {
+		c.fifo.live.Add(1)
 	}
-	e := histEntry{data: cp, at: now, seq: m.seq.Add(1)}
 	c.hist.push(e, m.size)
-	m.bytes.Add(e.size())
-	m.msgs.Add(1)
-	c.fifo.live.Add(1)
-	c.fifo.push(fifoEntry{ch: c, offset: off, seq: e.seq})
+	m.bytes.Add(delta)
+	c.fifo.push(&m.seq, c, off)
 	if key != "" && c.keys.record(key, off, now+m.ttl) {
 		m.keys.Add(1)
 	}
@@ -364,7 +364,7 @@ func (m *Memory) Unsubscribe(ctx context.Context, channel string) error {
 	if channel == "" {
 		return ErrEmptyChannel
 	}
-	now := m.now().UnixNano()
+	now := m.nanos()
 	s := m.shardOf(channel)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -426,7 +426,7 @@ func (m *Memory) History(ctx context.Context, channel string, since Position) ([
 	if c == nil {
 		return nil, Position{Epoch: m.newEpoch()}, ErrUnrecoverable
 	}
-	now := m.now().UnixNano()
+	now := m.nanos()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.dead {
@@ -458,12 +458,31 @@ func (m *Memory) History(ctx context.Context, channel string, since Position) ([
 	return out, pos, nil
 }
 
+func (m *Memory) messages() int64 {
+	var n int64
+	for i := range m.fifos {
+		n += m.fifos[i].live.Load()
+	}
+	return n
+}
+
+// clockOf returns now as nanoseconds. Without a test clock it reads only
+// the monotonic clock (time.Since), which costs about half of time.Now on
+// the publish path and ignores wall-clock jumps, as a TTL should.
+func clockOf(now func() time.Time) func() int64 {
+	if now != nil {
+		return func() int64 { return now().UnixNano() }
+	}
+	base := time.Now()
+	return func() int64 { return int64(time.Since(base)) }
+}
+
 // Stats returns the broker's current size. Safe for concurrent use, at
 // any time (also before Start and after Close).
 func (m *Memory) Stats() MemoryStats {
 	return MemoryStats{
 		Channels:        m.chans.Load(),
-		Messages:        m.msgs.Load(),
+		Messages:        m.messages(),
 		HistoryBytes:    m.bytes.Load(),
 		IdempotencyKeys: m.keys.Load(),
 	}

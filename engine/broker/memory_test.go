@@ -26,7 +26,10 @@ type recorder struct {
 func newRecorder() *recorder { return &recorder{pubs: map[string][]Publication{}} }
 
 func (r *recorder) HandlePublication(p Publication) {
-	v, _ := r.inFlight.LoadOrStore(p.Channel, new(atomic.Int32))
+	v, ok := r.inFlight.Load(p.Channel)
+	if !ok {
+		v, _ = r.inFlight.LoadOrStore(p.Channel, new(atomic.Int32))
+	}
 	n := v.(*atomic.Int32)
 	if n.Add(1) != 1 {
 		r.overlap.Add(1)

@@ -24,7 +24,7 @@ func (m *Memory) run() {
 // idle ones, one shard at a time (a shard's publishers wait for at most
 // that shard's pass).
 func (m *Memory) sweep() {
-	now := m.now().UnixNano()
+	now := m.nanos()
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.mu.Lock()
