@@ -65,6 +65,21 @@ func (f *fifo) compact() {
 	f.q, f.head = f.q[:w], 0
 }
 
+// tidy, called by the sweep, drops the stale entries so that queues of
+// channels freed long ago keep neither memory nor their channel's state:
+// all of them when nothing is live (O(1)), else by compaction when stale
+// entries outnumber live ones.
+func (f *fifo) tidy() {
+	f.mu.Lock()
+	if f.live.Load() == 0 {
+		clear(f.q)
+		f.q, f.head = nil, 0
+	} else if int64(len(f.q)-f.head) > 2*f.live.Load() {
+		f.compact()
+	}
+	f.mu.Unlock()
+}
+
 // shift moves the live part to the front so the slice is reused.
 func (f *fifo) shift() {
 	n := copy(f.q, f.q[f.head:])

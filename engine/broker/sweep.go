@@ -39,4 +39,7 @@ func (m *Memory) sweep() {
 		}
 		s.mu.Unlock()
 	}
+	for i := range m.fifos {
+		m.fifos[i].tidy()
+	}
 }
