@@ -33,8 +33,9 @@ type fifo struct {
 	mu   sync.Mutex
 	q    []fifoEntry
 	head int
-	live atomic.Int64 // messages of this stripe's channels still kept
-	_    [40]byte     // keep stripes on separate cache lines
+	live atomic.Int64  // messages of this stripe's channels still kept
+	min  atomic.Uint64 // q[head].seq, or MaxUint64 when empty; written under mu
+	_    [32]byte      // keep stripes on separate cache lines
 }
 
 func (e *fifoEntry) stale() bool { return e.offset < e.ch.lo.Load() }
@@ -49,7 +50,19 @@ func (f *fifo) push(seq *atomic.Uint64, ch *channel, offset uint64) {
 		f.shift()
 	}
 	f.q = append(f.q, fifoEntry{ch: ch, offset: offset, seq: seq.Add(1)})
+	if f.head == len(f.q)-1 {
+		f.setMin()
+	}
 	f.mu.Unlock()
+}
+
+// setMin publishes the head's sequence for the evictor's lock-free scan.
+func (f *fifo) setMin() {
+	if f.head < len(f.q) {
+		f.min.Store(f.q[f.head].seq)
+	} else {
+		f.min.Store(math.MaxUint64)
+	}
 }
 
 // compact drops stale entries, keeping order.
@@ -63,6 +76,7 @@ func (f *fifo) compact() {
 	}
 	clear(f.q[w:])
 	f.q, f.head = f.q[:w], 0
+	f.setMin()
 }
 
 // tidy, called by the sweep, drops the stale entries so that queues of
@@ -74,6 +88,7 @@ func (f *fifo) tidy() {
 	if f.live.Load() == 0 {
 		clear(f.q)
 		f.q, f.head = nil, 0
+		f.setMin()
 	} else if int64(len(f.q)-f.head) > 2*f.live.Load() {
 		f.compact()
 	}
@@ -87,18 +102,27 @@ func (f *fifo) shift() {
 	f.q, f.head = f.q[:n], 0
 }
 
-// headSeq drops stale entries at the head and returns the head's sequence
-// number, or false if the queue holds no live entry. f.mu must be held.
-func (f *fifo) headSeq() (uint64, bool) {
-	for f.head < len(f.q) {
-		if !f.q[f.head].stale() {
-			return f.q[f.head].seq, true
-		}
+// liveHead drops stale entries at the head and returns the head, or
+// false if the queue holds no live entry. f.mu must be held.
+func (f *fifo) liveHead() (fifoEntry, bool) {
+	for f.head < len(f.q) && f.q[f.head].stale() {
 		f.q[f.head] = fifoEntry{}
 		f.head++
 	}
-	f.q, f.head = f.q[:0], 0
-	return 0, false
+	if f.head == len(f.q) {
+		f.q, f.head = f.q[:0], 0
+		f.setMin()
+		return fifoEntry{}, false
+	}
+	f.setMin()
+	return f.q[f.head], true
+}
+
+// popHead removes the head that liveHead returned. f.mu must be held.
+func (f *fifo) popHead() {
+	f.q[f.head] = fifoEntry{}
+	f.head++
+	f.setMin()
 }
 
 // evict brings the history back under HistoryMaxBytes. It is called after
@@ -112,7 +136,7 @@ func (m *Memory) evict() {
 		}
 		progress := true
 		for progress && m.bytes.Load() > m.maxBytes {
-			progress = m.evictOldest()
+			progress = m.evictRun()
 		}
 		m.evictMu.Unlock()
 		if !progress {
@@ -121,41 +145,50 @@ func (m *Memory) evict() {
 	}
 }
 
-// evictOldest removes the oldest kept message of all channels. It returns
-// false if there is none. m.evictMu must be held: it is the only place
-// that pops live heads, so the head found by the scan is still there
-// unless it went stale meanwhile (then it reports progress and the caller
-// scans again).
-func (m *Memory) evictOldest() bool {
-	best, bestSeq := -1, uint64(math.MaxUint64)
+// evictRun removes the oldest kept messages of all channels while the
+// limit is exceeded, as long as they come from one stripe. It returns
+// false if no stripe holds anything. m.evictMu must be held: it is the
+// only place that pops live heads.
+//
+// The scan reads each stripe's head sequence without its lock. A stripe's
+// min is never above its oldest live entry (a stale head only makes it
+// lower, and new entries are younger than everything), so an entry of the
+// best stripe whose sequence is below every other stripe's min is the
+// oldest of all: the run pops those. A stale min costs a rescan, and each
+// rescan drops at least one stale entry.
+func (m *Memory) evictRun() bool {
+	best, bestSeq, second := -1, uint64(math.MaxUint64), uint64(math.MaxUint64)
 	for i := range m.fifos {
-		f := &m.fifos[i]
-		f.mu.Lock()
-		if s, ok := f.headSeq(); ok && s < bestSeq {
-			best, bestSeq = i, s
+		switch s := m.fifos[i].min.Load(); {
+		case s < bestSeq:
+			best, bestSeq, second = i, s, bestSeq
+		case s < second:
+			second = s
 		}
-		f.mu.Unlock()
 	}
 	if best < 0 {
 		return false
 	}
 	f := &m.fifos[best]
 	f.mu.Lock()
-	if s, ok := f.headSeq(); !ok || s != bestSeq {
+	for m.bytes.Load() > m.maxBytes {
+		e, ok := f.liveHead()
+		if !ok || e.seq > second {
+			break
+		}
+		f.popHead()
 		f.mu.Unlock()
-		return true
+		// The channel's mutex is taken after the stripe's is released:
+		// publishers take them in the other order.
+		c := e.ch
+		c.mu.Lock()
+		for c.hist.len() > 0 && c.lo.Load() <= e.offset {
+			m.dropOldest(c)
+		}
+		c.hist.release()
+		c.mu.Unlock()
+		f.mu.Lock()
 	}
-	e := f.q[f.head]
-	f.q[f.head] = fifoEntry{}
-	f.head++
 	f.mu.Unlock()
-
-	c := e.ch
-	c.mu.Lock()
-	for c.hist.len() > 0 && c.lo.Load() <= e.offset {
-		m.dropOldest(c)
-	}
-	c.hist.release()
-	c.mu.Unlock()
 	return true
 }

@@ -145,3 +145,45 @@ func BenchmarkHistoryRead(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHistoryEvict publishes round-robin to 1,024 channels with
+// HistoryMaxBytes full, so that every publish evicts the globally oldest
+// message, beside the same publishes under the limit: the ratio is the
+// cost of the global max-bytes order.
+func BenchmarkHistoryEvict(b *testing.B) {
+	names := make([]string, 1024)
+	for i := range names {
+		names[i] = "chan:" + strconv.Itoa(i)
+	}
+	for _, bc := range []struct {
+		name     string
+		maxBytes int64
+	}{{"evicting", 1 << 20}, {"under-limit", 1 << 30}} {
+		b.Run(bc.name, func(b *testing.B) {
+			m, err := NewMemory(MemoryConfig{HistoryMaxBytes: bc.maxBytes})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := m.Start(&nopHandler{}); err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close()
+			i := 0
+			for ; i < 16*1024; i++ { // past 1 MiB: 128-byte messages
+				m.Publish(ctx, names[i%1024], benchData, PublishOptions{})
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				i++
+				if _, err := m.Publish(ctx, names[i%1024], benchData, PublishOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if st := m.Stats(); st.HistoryBytes > bc.maxBytes {
+				b.Fatalf("%d bytes over the limit %d", st.HistoryBytes, bc.maxBytes)
+			}
+		})
+	}
+}

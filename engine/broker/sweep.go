@@ -21,24 +21,42 @@ func (m *Memory) run() {
 }
 
 // sweep drops expired history and keys of every channel and frees the
-// idle ones, one shard at a time (a shard's publishers wait for at most
-// that shard's pass).
+// idle ones, then tidies the eviction queues. Each shard is trimmed under
+// its read lock, which publishers share, and write-locked only to remove
+// the channels found idle. Safe to run concurrently with everything
+// (tests call it directly).
 func (m *Memory) sweep() {
 	now := m.nanos()
+	var idle []*channel
 	for i := range m.shards {
 		s := &m.shards[i]
-		s.mu.Lock()
+		idle = idle[:0]
+		s.mu.RLock()
 		for _, c := range s.chans {
 			c.mu.Lock()
 			m.trimExpired(c, now)
 			m.keys.Add(-int64(c.keys.expire(now)))
 			if c.idle() {
+				idle = append(idle, c)
+			}
+			c.mu.Unlock()
+		}
+		s.mu.RUnlock()
+		if len(idle) == 0 {
+			continue
+		}
+		s.mu.Lock()
+		for _, c := range idle {
+			c.mu.Lock()
+			// Used again since (or already freed): keep it.
+			if !c.dead && c.idle() {
 				m.free(s, c)
 			}
 			c.mu.Unlock()
 		}
 		s.mu.Unlock()
 	}
+	clear(idle)
 	for i := range m.fifos {
 		m.fifos[i].tidy()
 	}
