@@ -635,3 +635,35 @@ func TestCloseLeavesNoGoroutine(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+func TestIdempotencyUnderConcurrentRetries(t *testing.T) {
+	m, r := start(t, MemoryConfig{})
+	subscribe(t, m, "c")
+	const n = 16
+	var wg sync.WaitGroup
+	results := make([]PublishResult, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := m.Publish(ctx, "c", []byte(fmt.Sprint(i)), PublishOptions{IdempotencyKey: "same"})
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = res
+		}()
+	}
+	wg.Wait()
+	firsts := 0
+	for _, res := range results {
+		if !res.Duplicate {
+			firsts++
+		}
+		if res.Position != results[0].Position {
+			t.Fatalf("results disagree: %+v and %+v", res.Position, results[0].Position)
+		}
+	}
+	if firsts != 1 || len(r.got("c")) != 1 || results[0].Position.Offset != 1 {
+		t.Fatalf("%d non-duplicates, %d deliveries, offset %d; want exactly one publish", firsts, len(r.got("c")), results[0].Position.Offset)
+	}
+}
