@@ -2,20 +2,31 @@ package broker
 
 import "time"
 
-// run is the background sweep, started by Start and stopped by Close. It
-// is what frees a channel nobody touches any more: history and keys also
-// expire lazily when their channel is used, but an untouched channel
-// would otherwise keep them (and its state) forever.
+// run is the broker's one background goroutine, started by Start and
+// stopped by Close: it advances the coarse clock every tick and sweeps
+// every SweepInterval. The sweep is what frees a channel nobody touches
+// any more: history and keys also expire lazily when their channel is
+// used, but an untouched channel would otherwise keep them (and its
+// state) forever. With a test clock there is no coarse clock to advance.
 func (m *Memory) run() {
 	defer m.wg.Done()
-	t := time.NewTicker(m.sweepEvery)
+	tick := m.tick
+	if m.testNow != nil || tick > m.sweepEvery {
+		tick = m.sweepEvery
+	}
+	t := time.NewTicker(tick)
 	defer t.Stop()
+	lastSweep := time.Now()
 	for {
 		select {
 		case <-m.done:
 			return
-		case <-t.C:
-			m.sweep()
+		case now := <-t.C:
+			m.updateClock()
+			if now.Sub(lastSweep) >= m.sweepEvery-tick/2 {
+				lastSweep = now
+				m.sweep()
+			}
 		}
 	}
 }
