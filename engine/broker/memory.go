@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"hash/maphash"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,10 +81,12 @@ type Memory struct {
 	base       time.Time        // the coarse clock's origin
 	clock      atomic.Int64     // the coarse clock: nanoseconds since base
 
-	seed maphash.Seed
-	inst string        // this instance's random part of every epoch
-	gen  atomic.Uint64 // channel generations, for epochs
-	seq  atomic.Uint64 // global publish order, for max-bytes eviction
+	seed      maphash.Seed
+	inst      string        // this instance's random part of every epoch
+	zeroEpoch string        // inst + ".0" (epoch.go)
+	gen       atomic.Uint64 // channel generations, for epochs
+	lost      lostFilter    // names whose history was lost (epoch.go)
+	seq       atomic.Uint64 // global publish order, for max-bytes eviction
 
 	shards  [numShards]shard
 	fifos   [fifoStripes]fifo
@@ -152,19 +153,15 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 		base:       time.Now(),
 		seed:       maphash.MakeSeed(),
 		inst:       base64.RawURLEncoding.EncodeToString(r[:]),
+		lost:       newLostFilter(),
 		done:       make(chan struct{}),
 	}
+	m.zeroEpoch = m.inst + ".0"
 	for i := range m.shards {
 		m.shards[i].chans = make(map[string]*channel)
 		m.shards[i].fifo = &m.fifos[i%fifoStripes]
 	}
 	return m, nil
-}
-
-// newEpoch returns an epoch no other channel state of any Memory has had:
-// the instance's random part and a generation.
-func (m *Memory) newEpoch() string {
-	return m.inst + "." + strconv.FormatUint(m.gen.Add(1), 36)
 }
 
 // Start makes the broker deliver to h and starts the background sweep.

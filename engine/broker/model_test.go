@@ -25,16 +25,18 @@ type model struct {
 	seq      uint64
 	bytes    int64
 	chans    map[string]*modelChan
-	lives    map[string]int // lives so far per channel name
-	seen     map[string]int // how often each rule fired: the test's coverage
+	lives    map[string]int  // lives so far per channel name
+	lost     map[string]bool // names freed with messages: later lives get unique epochs
+	epochs   int             // unique epochs handed out (0 is the zero epoch)
+	seen     map[string]int  // how often each rule fired: the test's coverage
 }
 
 type modelChan struct {
-	life int
-	top  uint64
-	msgs []modelMsg
-	subs int
-	keys map[string]modelKey
+	epoch int // 0: the zero epoch; else unique
+	top   uint64
+	msgs  []modelMsg
+	subs  int
+	keys  map[string]modelKey
 }
 
 type modelMsg struct {
@@ -53,10 +55,23 @@ func (m *model) get(ch string) *modelChan {
 	c := m.chans[ch]
 	if c == nil {
 		m.lives[ch]++
-		c = &modelChan{life: m.lives[ch], keys: map[string]modelKey{}}
+		c = &modelChan{keys: map[string]modelKey{}}
+		if m.lost[ch] {
+			m.epochs++
+			c.epoch = m.epochs
+		} else if m.lives[ch] > 1 {
+			m.seen["reborn with the zero epoch"]++
+		}
 		m.chans[ch] = c
 	}
 	return c
+}
+
+func (m *model) free(ch string, c *modelChan) {
+	if c.top > 0 {
+		m.lost[ch] = true
+	}
+	delete(m.chans, ch)
 }
 
 func msgSize(data string) int64 { return int64(len(data)) + entryOverhead }
@@ -66,13 +81,13 @@ func (m *model) dropOldest(c *modelChan) {
 	c.msgs = c.msgs[1:]
 }
 
-// publish returns the offset, the life and whether it was a duplicate.
+// publish returns the offset, the epoch and whether it was a duplicate.
 func (m *model) publish(ch, data, key string) (uint64, int, bool) {
 	c := m.get(ch)
 	if key != "" {
 		if k, ok := c.keys[key]; ok && k.exp > m.now {
 			m.seen["duplicate"]++
-			return k.off, c.life, true
+			return k.off, c.epoch, true
 		}
 	}
 	c.top++
@@ -96,7 +111,7 @@ func (m *model) publish(ch, data, key string) (uint64, int, bool) {
 		m.seen["max-bytes eviction"]++
 		m.dropOldest(oldest)
 	}
-	return c.top, c.life, false
+	return c.top, c.epoch, false
 }
 
 func (m *model) idle(c *modelChan) bool { return c.subs == 0 && len(c.msgs) == 0 && len(c.keys) == 0 }
@@ -115,7 +130,7 @@ func (m *model) advance(d int64) {
 		}
 		if m.idle(c) {
 			m.seen["freed by sweep"]++
-			delete(m.chans, name)
+			m.free(name, c)
 		}
 	}
 }
@@ -128,15 +143,20 @@ func (m *model) unsubscribe(ch string) bool {
 	c.subs--
 	if m.idle(c) {
 		m.seen["freed by unsubscribe"]++
-		delete(m.chans, ch)
+		m.free(ch, c)
 	}
 	return true
 }
 
-// history returns the offsets after since, or false if unrecoverable.
-func (m *model) history(ch string, sinceOff uint64, sinceLife int) ([]modelMsg, bool) {
+// history returns the messages after since (epoch -1: a foreign one), or
+// false if unrecoverable.
+func (m *model) history(ch string, sinceOff uint64, sinceEpoch int) ([]modelMsg, bool) {
 	c := m.chans[ch]
-	if c == nil || sinceLife != c.life || sinceOff > c.top {
+	if c == nil && !m.lost[ch] && sinceEpoch == 0 && sinceOff == 0 {
+		m.seen["history: no state, zero epoch"]++
+		return nil, true
+	}
+	if c == nil || sinceEpoch != c.epoch || sinceOff > c.top {
 		m.seen["history: other epoch or past the top"]++
 		return nil, false
 	}
@@ -155,7 +175,8 @@ func (m *model) history(ch string, sinceOff uint64, sinceLife int) ([]modelMsg, 
 
 // TestMemoryAgainstModel drives the broker and the model with the same
 // random operations and compares every answer: offsets, duplicates,
-// epochs (one per channel life, never reused), history all-or-nothing,
+// epochs (the zero epoch until a life with messages is lost, then one
+// per life, never reused), history all-or-nothing,
 // the handler's deliveries and the stats.
 func TestMemoryAgainstModel(t *testing.T) {
 	for seed := uint64(1); seed <= 4; seed++ {
@@ -171,33 +192,39 @@ func runModel(t *testing.T, seed uint64, ops int) {
 	maxBytes := int64(size*(2+rng.IntN(7))) * (64 + entryOverhead)
 	clk := newClock()
 	m, rec := start(t, MemoryConfig{HistorySize: size, HistoryTTL: ttl, HistoryMaxBytes: maxBytes, Now: clk.Now})
-	ref := &model{size: size, ttl: int64(ttl), maxBytes: maxBytes, chans: map[string]*modelChan{}, lives: map[string]int{}, seen: map[string]int{}}
+	ref := &model{size: size, ttl: int64(ttl), maxBytes: maxBytes, chans: map[string]*modelChan{}, lives: map[string]int{}, lost: map[string]bool{}, seen: map[string]int{}}
 
-	names := []string{"a", "b", "c", "d", "e", "#maggie"}
-	type life struct {
-		ch string
-		n  int
-	}
-	epochOf := map[life]string{} // learned from the broker
-	lifeOf := map[string]life{}  // every epoch names exactly one life
-	learn := func(ch string, n int, epoch string) {
+	// q1 and q2 are quiet: subscribed and left, rarely published to, so
+	// that lives without messages come and go.
+	names := []string{"a", "b", "c", "d", "e", "#maggie", "q1", "q2"}
+	// The broker's epoch strings against the model's epoch numbers: one
+	// string per number (the zero epoch shared by every channel), and no
+	// string for two numbers.
+	epochStr := map[int]string{}
+	epochID := map[string]int{}
+	idsOf := map[string][]int{} // epochs seen per channel
+	learn := func(ch string, id int, epoch string) {
 		t.Helper()
-		l := life{ch, n}
-		if e, ok := epochOf[l]; ok {
+		if e, ok := epochStr[id]; ok {
 			if e != epoch {
-				t.Fatalf("%s life %d: epoch %q, earlier %q", ch, n, epoch, e)
+				t.Fatalf("%s epoch %d: %q, earlier %q", ch, id, epoch, e)
 			}
 			return
 		}
-		if other, ok := lifeOf[epoch]; ok {
-			t.Fatalf("epoch %q reused: %v and %v", epoch, other, l)
+		if other, ok := epochID[epoch]; ok {
+			t.Fatalf("epoch %q names model epochs %d and %d", epoch, other, id)
 		}
-		epochOf[l], lifeOf[epoch] = epoch, l
+		epochStr[id], epochID[epoch] = epoch, id
+		idsOf[ch] = append(idsOf[ch], id)
 	}
 	var want []Publication // deliveries the handler must have seen, in order
 	for op := range ops {
 		ch := names[rng.IntN(len(names))]
-		switch r := rng.IntN(100); {
+		r := rng.IntN(100)
+		if r < 45 && strings.HasPrefix(ch, "q") && rng.IntN(50) > 0 {
+			r = 50 + 30*rng.IntN(2) // a quiet channel: (un)subscribe or read instead
+		}
+		switch {
 		case r < 45:
 			data := fmt.Sprintf("%d:%s", op, strings.Repeat("x", rng.IntN(120)))
 			key := ""
@@ -208,11 +235,11 @@ func runModel(t *testing.T, seed uint64, ops int) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			off, n, dup := ref.publish(ch, data, key)
+			off, id, dup := ref.publish(ch, data, key)
 			if res.Position.Offset != off || res.Duplicate != dup {
 				t.Fatalf("op %d publish %s key %q: got %+v, model offset %d dup %v", op, ch, key, res, off, dup)
 			}
-			learn(ch, n, res.Position.Epoch)
+			learn(ch, id, res.Position.Epoch)
 			if !dup && ref.chans[ch].subs > 0 {
 				want = append(want, Publication{Channel: ch, Offset: off, Epoch: res.Position.Epoch, Data: []byte(data)})
 			}
@@ -233,21 +260,21 @@ func runModel(t *testing.T, seed uint64, ops int) {
 			m.sweep()
 			ref.advance(d)
 		default:
-			// A since from any life seen so far (or a foreign epoch), at
-			// any offset up to a little past that life's top.
-			// Mostly near the top of the current life, where recovery
-			// succeeds or just fails.
-			n := 1 + rng.IntN(ref.lives[ch]+1)
+			// A since in any epoch seen so far (or a foreign one), mostly
+			// near the top of the current life, where recovery succeeds
+			// or just fails.
 			c := ref.chans[ch]
+			ids := append([]int{0, -1}, idsOf[ch]...)
+			id := ids[rng.IntN(len(ids))]
 			if c != nil && rng.IntN(4) > 0 {
-				n = c.life
+				id = c.epoch
 			}
-			epoch, known := epochOf[life{ch, n}]
+			epoch, known := epochStr[id]
 			if !known {
-				epoch = "foreign"
+				epoch, id = "foreign", -1
 			}
 			var top uint64
-			if c != nil && c.life == n {
+			if c != nil && c.epoch == id {
 				top = c.top
 			}
 			back := uint64(rng.IntN(2*size + 2))
@@ -255,13 +282,10 @@ func runModel(t *testing.T, seed uint64, ops int) {
 			if rng.IntN(8) == 0 {
 				since.Offset = top + 1 + uint64(rng.IntN(3))
 			}
-			if !known {
-				n = -1
-			}
 			pubs, pos, err := m.History(ctx, ch, since)
-			msgs, ok := ref.history(ch, since.Offset, n)
+			msgs, ok := ref.history(ch, since.Offset, id)
 			if ok != (err == nil) || (!ok && !errors.Is(err, ErrUnrecoverable)) {
-				t.Fatalf("op %d history %s since %+v (life %d): err %v, model ok %v", op, ch, since, n, err, ok)
+				t.Fatalf("op %d history %s since %+v (epoch %d): err %v, model ok %v", op, ch, since, id, err, ok)
 			}
 			if len(pubs) != len(msgs) {
 				t.Fatalf("op %d history %s since %+v: %d publications, model %d", op, ch, since, len(pubs), len(msgs))
@@ -271,13 +295,20 @@ func runModel(t *testing.T, seed uint64, ops int) {
 					t.Fatalf("op %d history %s [%d]: %+v, model %+v", op, ch, i, p, msgs[i])
 				}
 			}
-			if c := ref.chans[ch]; c != nil {
-				learn(ch, c.life, pos.Epoch)
+			switch c := ref.chans[ch]; {
+			case c != nil:
+				learn(ch, c.epoch, pos.Epoch)
 				if pos.Offset != c.top {
 					t.Fatalf("op %d history %s: position %+v, model top %d", op, ch, pos, c.top)
 				}
-			} else if pos.Offset != 0 || lifeOf[pos.Epoch] != (life{}) {
-				t.Fatalf("op %d history of freed %s: position %+v", op, ch, pos)
+			case pos.Offset != 0:
+				t.Fatalf("op %d history of %s without state: position %+v", op, ch, pos)
+			case !ref.lost[ch]:
+				learn(ch, 0, pos.Epoch)
+			default:
+				if _, ok := epochID[pos.Epoch]; ok {
+					t.Fatalf("op %d history of lost %s without state: position %+v, an epoch in use", op, ch, pos)
+				}
 			}
 		}
 		st := m.Stats()
@@ -294,7 +325,7 @@ func runModel(t *testing.T, seed uint64, ops int) {
 	}
 	for _, rule := range []string{"duplicate", "size trim", "max-bytes eviction", "ttl trim", "freed by sweep",
 		"freed by unsubscribe", "history: other epoch or past the top", "history: at the top",
-		"history: trimmed", "history: recovered"} {
+		"history: trimmed", "history: recovered", "history: no state, zero epoch", "reborn with the zero epoch"} {
 		if ref.seen[rule] == 0 && ops >= 20000 {
 			t.Errorf("rule %q never exercised in %d operations: the test proves nothing about it", rule, ops)
 		}

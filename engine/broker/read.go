@@ -3,8 +3,8 @@ package broker
 import "context"
 
 // Position returns the channel's last offset and epoch. A channel without
-// state (never used, or freed) answers offset 0 and a fresh epoch that no
-// later state will have: nothing can be recovered from it. Errors:
+// state answers offset 0 and the epoch its next life will have (epoch.go).
+// Errors:
 // ErrNotStarted, ErrClosed, ErrEmptyChannel. Safe for concurrent use.
 func (m *Memory) Position(ctx context.Context, channel string) (Position, error) {
 	if _, err := m.ready(); err != nil {
@@ -15,7 +15,7 @@ func (m *Memory) Position(ctx context.Context, channel string) (Position, error)
 	}
 	c := m.shardOf(channel).lookup(channel)
 	if c == nil {
-		return Position{Epoch: m.newEpoch()}, nil
+		return m.vacant(channel), nil
 	}
 	c.mu.Lock()
 	p := Position{Offset: c.top, Epoch: c.epoch}
@@ -40,14 +40,13 @@ func (m *Memory) History(ctx context.Context, channel string, since Position) ([
 	}
 	c := m.shardOf(channel).lookup(channel)
 	if c == nil {
-		return nil, Position{Epoch: m.newEpoch()}, ErrUnrecoverable
+		return m.vacantHistory(channel, since)
 	}
 	now := m.nanos()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.dead {
-		// Freed after the lookup; its successor, if any, has a new epoch.
-		return nil, Position{Epoch: m.newEpoch()}, ErrUnrecoverable
+	if c.dead { // freed after the lookup
+		return m.vacantHistory(channel, since)
 	}
 	m.trimExpired(c, now)
 	pos := Position{Offset: c.top, Epoch: c.epoch}
@@ -72,4 +71,21 @@ func (m *Memory) History(ctx context.Context, channel string, since Position) ([
 		}
 	}
 	return out, pos, nil
+}
+
+// vacant is the position of a channel without state: offset 0 and the
+// epoch its next life would have, or, if that epoch is unique, one that no
+// life will have (no state to keep it in).
+func (m *Memory) vacant(channel string) Position {
+	return Position{Epoch: m.epochFor(channel)}
+}
+
+// vacantHistory serves since on a channel without state: only its own
+// position, (0, zero epoch), is recoverable, with nothing missed.
+func (m *Memory) vacantHistory(channel string, since Position) ([]Publication, Position, error) {
+	pos := m.vacant(channel)
+	if since == pos {
+		return nil, pos, nil
+	}
+	return nil, pos, ErrUnrecoverable
 }
