@@ -65,8 +65,8 @@ const (
 // There is no global lock on the publish path: the max-bytes accounting
 // is atomic counters and striped queues (evict.go).
 //
-// Start launches one background goroutine (the sweep, sweep.go); Close
-// stops it and waits for it. Every method is safe for concurrent use.
+// Start launches one background goroutine (the coarse clock and the
+// sweep, sweep.go); Close stops it and waits for it. Every method is safe for concurrent use.
 // None blocks on anything but the short critical sections above, and the
 // Handler's own calls, which must not block and must not call back into
 // the Memory (the channel's mutex is held during HandlePublication).
@@ -164,7 +164,7 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	return m, nil
 }
 
-// Start makes the broker deliver to h and starts the background sweep.
+// Start makes the broker deliver to h and starts the background goroutine.
 // It fails with ErrNilHandler, ErrStarted (second call) or ErrClosed.
 // Safe for concurrent use (one call wins).
 func (m *Memory) Start(h Handler) error {

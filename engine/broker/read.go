@@ -4,8 +4,8 @@ import "context"
 
 // Position returns the channel's last offset and epoch. A channel without
 // state answers offset 0 and the epoch its next life will have (epoch.go).
-// Errors:
-// ErrNotStarted, ErrClosed, ErrEmptyChannel. Safe for concurrent use.
+// Errors: ErrNotStarted, ErrClosed, ErrEmptyChannel. Safe for concurrent
+// use.
 func (m *Memory) Position(ctx context.Context, channel string) (Position, error) {
 	if _, err := m.ready(); err != nil {
 		return Position{}, err
@@ -25,12 +25,13 @@ func (m *Memory) Position(ctx context.Context, channel string) (Position, error)
 
 // History returns every publication after since, in offset order, and the
 // current position; since.Offset equal to the top (same epoch) gives none
-// and a nil error. If since cannot be served completely — another epoch,
+// and a nil error. If since cannot be served completely (another epoch,
 // an offset past the top, or messages after it trimmed by size, age or
-// max bytes, or a channel without state — it returns ErrUnrecoverable, the
-// current position and no publications. The publications share their Data
-// with the history (immutable). Errors also: ErrNotStarted, ErrClosed,
-// ErrEmptyChannel. Safe for concurrent use.
+// max bytes) it returns ErrUnrecoverable, the current position and no
+// publications. A channel without state serves only (0, its epoch), with
+// nothing. The publications share their Data with the history
+// (immutable). Errors also: ErrNotStarted, ErrClosed, ErrEmptyChannel.
+// Safe for concurrent use.
 func (m *Memory) History(ctx context.Context, channel string, since Position) ([]Publication, Position, error) {
 	if _, err := m.ready(); err != nil {
 		return nil, Position{}, err

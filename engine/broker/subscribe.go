@@ -22,9 +22,9 @@ func (m *Memory) Subscribe(ctx context.Context, channel string) error {
 
 // Unsubscribe undoes one Subscribe; when none is left the channel is no
 // longer delivered, and if it also has no history and no live key its
-// state is freed at once (its next use starts a new epoch). Errors:
-// ErrNotSubscribed, ErrNotStarted, ErrClosed, ErrEmptyChannel. Safe for
-// concurrent use.
+// state is freed at once (its next life keeps the epoch if it never had a
+// message, else gets a new one: epoch.go). Errors: ErrNotSubscribed,
+// ErrNotStarted, ErrClosed, ErrEmptyChannel. Safe for concurrent use.
 func (m *Memory) Unsubscribe(ctx context.Context, channel string) error {
 	if _, err := m.ready(); err != nil {
 		return err
@@ -34,22 +34,30 @@ func (m *Memory) Unsubscribe(ctx context.Context, channel string) error {
 	}
 	now := m.nanos()
 	s := m.shardOf(channel)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.chans[channel]
+	c := s.lookup(channel)
 	if c == nil {
 		return ErrNotSubscribed
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.subs == 0 {
+	if c.dead || c.subs == 0 {
+		c.mu.Unlock()
 		return ErrNotSubscribed
 	}
 	c.subs--
 	m.trimExpired(c, now)
 	m.keys.Add(-int64(c.keys.expire(now)))
-	if c.idle() {
-		m.free(s, c)
+	idle := c.idle()
+	c.mu.Unlock()
+	if idle {
+		// The shard's write lock only to free, in shard-then-channel
+		// order; the channel may have been used again meanwhile.
+		s.mu.Lock()
+		c.mu.Lock()
+		if !c.dead && c.idle() {
+			m.free(s, c)
+		}
+		c.mu.Unlock()
+		s.mu.Unlock()
 	}
 	return nil
 }
