@@ -760,3 +760,48 @@ func TestLostFilter(t *testing.T) {
 		t.Fatalf("%d false positives in 20000", fp)
 	}
 }
+
+// Once Close returns no Handler method runs or starts, however many
+// publishers are in flight.
+func TestCloseStopsDelivery(t *testing.T) {
+	m, err := NewMemory(MemoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &nopHandler{}
+	if err := m.Start(h); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		subscribe(t, m, fmt.Sprint("c", i))
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if _, err := m.Publish(ctx, fmt.Sprint("c", i), []byte("1"), PublishOptions{}); err != nil {
+					if !errors.Is(err, ErrClosed) {
+						t.Error(err)
+					}
+					return
+				}
+				if err := m.Broadcast(ctx, []byte("1")); err != nil && !errors.Is(err, ErrClosed) {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	for h.n.Load() < 100 {
+		runtime.Gosched()
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after := h.n.Load()
+	wg.Wait()
+	if n := h.n.Load(); n != after {
+		t.Fatalf("%d publications delivered after Close returned", n-after)
+	}
+}
