@@ -76,6 +76,10 @@ func (f *fifo) compact() {
 	}
 	clear(f.q[w:])
 	f.q, f.head = f.q[:w], 0
+	if cap(f.q) >= 4096 && 4*w <= cap(f.q) {
+		// Most entries were stale after a burst: give back the slots.
+		f.q = append(make([]fifoEntry, 0, 2*w), f.q...)
+	}
 	f.setMin()
 }
 
