@@ -15,8 +15,8 @@ const numShards = 64
 // channel is one channel's state. mu guards everything but lo, which the
 // eviction queues read without it. A channel is freed (dead, removed from
 // its shard) when it has no subscription, no history and no live
-// idempotency key; whoever then wants it again creates a new one, with a
-// new epoch and offsets from 1.
+// idempotency key; whoever then wants it again creates a new one, with
+// offsets from 1 and, if the old one had messages, a new epoch (epoch.go).
 type channel struct {
 	mu    sync.Mutex
 	name  string // the broker's own copy
