@@ -64,9 +64,15 @@ func BenchmarkBroadcast(b *testing.B) {
 func BenchmarkPublishUser(b *testing.B) {
 	data := []byte(`{"n":1}`)
 	l := hubLoop(b, 10000)
+	for _, c := range l.conns {
+		subscribeNow(l, c, PersonalChannel(c.user))
+	}
+	var offset uint64
 	b.ReportAllocs()
 	for b.Loop() {
-		if got := l.publishUser("user-777", encodeMessage(data)); got != 2 {
+		offset++
+		d := &delivery{channel: "#user-777", offset: offset, frame: encodeChannelMessage("#user-777", offset, data)}
+		if got := l.deliver(d); got != 2 {
 			b.Fatalf("targeted %d", got)
 		}
 	}
