@@ -39,7 +39,15 @@ type TokenConfig struct {
 	Leeway time.Duration
 	// Now is the clock, for tests.
 	Now func() time.Time
+	// ChannelsClaim names the claim that lists the channels a token's
+	// holder may subscribe to (default "channels"); Channels is what Sign
+	// writes into it (nothing when empty).
+	ChannelsClaim string
+	Channels      []string
 }
+
+// DefaultChannelsClaim is TokenConfig.ChannelsClaim's default.
+const DefaultChannelsClaim = "channels"
 
 // Claims is what a verified token says.
 type Claims struct {
@@ -47,6 +55,7 @@ type Claims struct {
 	Expires  time.Time
 	IssuedAt time.Time // zero if the token has no iat
 	ID       string    // jti
+	Channels []string  // the channels claim: names and prefix patterns
 }
 
 // Tokens signs and verifies JWTs with one algorithm, HS256 or EdDSA, and
@@ -129,6 +138,9 @@ func newTokens(method jwt.SigningMethod, signKey, verifyKey any, cfg TokenConfig
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.ChannelsClaim == "" {
+		cfg.ChannelsClaim = DefaultChannelsClaim
+	}
 	t := &Tokens{cfg: cfg, method: method, signKey: signKey, verifyKey: verifyKey}
 	// golang-jwt checks exp and nbf only when present and iss and aud only
 	// when asked: pin all of them, and the one algorithm.
@@ -169,7 +181,11 @@ func (t *Tokens) Sign(sub string) (token string, expires time.Time, err error) {
 		ExpiresAt: jwt.NewNumericDate(expires),
 		ID:        base64.RawURLEncoding.EncodeToString(jti[:]),
 	}
-	token, err = jwt.NewWithClaims(t.method, claims).SignedString(t.signKey)
+	var signed jwt.Claims = claims
+	if len(t.cfg.Channels) > 0 {
+		signed = withChannels{claims, t.cfg.ChannelsClaim, t.cfg.Channels}
+	}
+	token, err = jwt.NewWithClaims(t.method, signed).SignedString(t.signKey)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("auth: sign: %w", err)
 	}
@@ -186,8 +202,10 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 	if len(token) > MaxTokenBytes {
 		return Claims{}, errTooLarge
 	}
-	var rc jwt.RegisteredClaims
-	_, err := t.parser.ParseWithClaims(token, &rc, t.key)
+	var tc tokenClaims
+	tc.channelsClaim = t.cfg.ChannelsClaim
+	_, err := t.parser.ParseWithClaims(token, &tc, t.key)
+	rc := &tc.RegisteredClaims
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
@@ -197,7 +215,7 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 	if rc.ExpiresAt == nil { // the parser requires exp; never trust one option alone
 		return Claims{}, fmt.Errorf("%w: no exp", ErrInvalidToken)
 	}
-	c := Claims{Subject: rc.Subject, Expires: rc.ExpiresAt.Time, ID: rc.ID}
+	c := Claims{Subject: rc.Subject, Expires: rc.ExpiresAt.Time, ID: rc.ID, Channels: tc.channels}
 	if rc.IssuedAt != nil {
 		c.IssuedAt = rc.IssuedAt.Time
 	}

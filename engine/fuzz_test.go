@@ -57,7 +57,7 @@ func (fuzzStore) Redeem(text []byte, _ time.Time) (ticket.Claims, error) {
 // interface, which the fuzzer reports.
 type memConn struct {
 	gnet.Conn
-	ctx any
+	ctx    any
 	in     []byte // received and not yet discarded
 	out    []byte // everything written
 	el     *taskLoop
@@ -101,10 +101,10 @@ func (l *taskLoop) waitWelcome(tb testing.TB, c *Conn) {
 		}
 	}
 }
-func (m *memConn) InboundBuffered() int      { return len(m.in) }
-func (m *memConn) OutboundBuffered() int     { return 0 }
-func (m *memConn) RemoteAddr() net.Addr      { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1} }
-func (m *memConn) LocalAddr() net.Addr       { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2} }
+func (m *memConn) InboundBuffered() int  { return len(m.in) }
+func (m *memConn) OutboundBuffered() int { return 0 }
+func (m *memConn) RemoteAddr() net.Addr  { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1} }
+func (m *memConn) LocalAddr() net.Addr   { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2} }
 
 // Peek follows gnet: n <= 0 means everything, more than buffered is
 // io.ErrShortBuffer.

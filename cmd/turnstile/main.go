@@ -22,6 +22,7 @@ import (
 	"github.com/turnstile-push/turnstile/auth"
 	"github.com/turnstile-push/turnstile/auth/ticket"
 	"github.com/turnstile-push/turnstile/engine"
+	"github.com/turnstile-push/turnstile/engine/broker"
 )
 
 func main() {
@@ -91,6 +92,7 @@ type server struct {
 	tokens     *auth.Tokens
 	handlers   *auth.Handlers
 	ws         *engine.Server
+	broker     broker.Broker
 	publishKey string
 	origins    []string // allowed Origins, for the upgrade and for CORS alike
 	httpLn     net.Listener
@@ -103,7 +105,11 @@ type server struct {
 func newServer(cfg *config, log *slog.Logger) (*server, error) {
 	s := &server{cfg: cfg, log: log, publishKey: cfg.PublishKey, httpErr: make(chan error, 1)}
 	var err error
-	tokenCfg := auth.TokenConfig{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.JWTTTL}
+	tokenCfg := auth.TokenConfig{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.JWTTTL,
+		ChannelsClaim: cfg.ChannelsClaim, Channels: cfg.AuthChannels}
+	if cfg.Dev && !cfg.authChannelsSet {
+		tokenCfg.Channels = []string{"*"}
+	}
 	switch {
 	case cfg.JWTKeyFile != "":
 		s.tokens, err = auth.LoadEdDSAKeyFile(cfg.JWTKeyFile, tokenCfg)
@@ -134,21 +140,26 @@ func newServer(cfg *config, log *slog.Logger) (*server, error) {
 		s.origins = []string{"*"}
 	}
 	s.store = ticket.NewMap(ticket.MapConfig{Capacity: cfg.TicketCapacity})
+	if s.broker, err = newBroker(cfg); err != nil {
+		return nil, err
+	}
 	s.ws, err = engine.New(engine.Config{
-		Addr:             cfg.WSAddr,
-		Path:             cfg.WSPath,
-		Store:            s.store,
-		Origins:          s.origins,
-		HandshakeTimeout: cfg.HandshakeTime,
-		MaxHeaderBytes:   cfg.MaxHeaderBytes,
-		MaxMessageBytes:  cfg.MaxMessageBytes,
-		PingInterval:     cfg.PingInterval,
-		IdleTimeout:      cfg.IdleTimeout,
-		MaxPendingBytes:  cfg.MaxPendingBytes,
-		MaxConns:         cfg.MaxConns,
-		Loops:            cfg.Loops,
-		Echo:             cfg.Echo,
-		Logger:           log.With("listener", "ws"),
+		Addr:               cfg.WSAddr,
+		Path:               cfg.WSPath,
+		Store:              s.store,
+		Origins:            s.origins,
+		HandshakeTimeout:   cfg.HandshakeTime,
+		MaxHeaderBytes:     cfg.MaxHeaderBytes,
+		MaxMessageBytes:    cfg.MaxMessageBytes,
+		PingInterval:       cfg.PingInterval,
+		IdleTimeout:        cfg.IdleTimeout,
+		MaxPendingBytes:    cfg.MaxPendingBytes,
+		MaxConns:           cfg.MaxConns,
+		Loops:              cfg.Loops,
+		Echo:               cfg.Echo,
+		Broker:             s.broker,
+		MaxChannelsPerConn: cfg.MaxChannelsPerConn,
+		Logger:             log.With("listener", "ws"),
 	})
 	if err != nil {
 		return nil, err
@@ -213,11 +224,12 @@ func (s *server) start() error {
 	return nil
 }
 
-func (s *server) routes(publish http.Handler) http.Handler {
+func (s *server) routes(publish *engine.PublishHandler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/auth", s.cors(s.handlers.Auth()))
 	mux.Handle("/ws_ticket", s.cors(s.handlers.Ticket()))
 	mux.Handle("/publish", publish)
+	mux.Handle("/disconnect", publish.Disconnect())
 	mux.Handle("/metrics", newMetricsHandler(s))
 	if s.cfg.Dev {
 		mux.HandleFunc("/", serveDemo)
@@ -253,7 +265,8 @@ func (s *server) shutdown() error {
 	defer cancelHTTP()
 	errHTTP := s.http.Shutdown(httpCtx)
 	s.stopSweep()
-	return errors.Join(errWS, errHTTP)
+	errBroker := s.broker.Close()
+	return errors.Join(errWS, errHTTP, errBroker)
 }
 
 // stopAll undoes a half-finished start.
@@ -262,6 +275,7 @@ func (s *server) stopAll() {
 	defer cancel()
 	_ = s.ws.Stop(ctx)
 	_ = s.httpLn.Close()
+	_ = s.broker.Close()
 }
 
 func (s *server) reloadUsers() {
