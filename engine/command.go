@@ -96,6 +96,7 @@ func (p *cmdParser) parseCommand(msg []byte) (cmd command, reason string) {
 	if p.eat('}') {
 		return cmd, p.finish(&cmd)
 	}
+	var fieldErr string
 	for {
 		p.ws()
 		key, ok := p.str()
@@ -108,7 +109,14 @@ func (p *cmdParser) parseCommand(msg []byte) (cmd command, reason string) {
 		}
 		p.ws()
 		if r := p.field(&cmd, key); r != "" {
-			return cmd, r
+			if !continuable(r) {
+				return cmd, r
+			}
+			// The value was read whole: go on, so that an id after it is
+			// still echoed in the error.
+			if fieldErr == "" {
+				fieldErr = r
+			}
 		}
 		p.ws()
 		if p.eat(',') {
@@ -123,7 +131,20 @@ func (p *cmdParser) parseCommand(msg []byte) (cmd command, reason string) {
 	if p.pos != len(p.buf) {
 		return cmd, reasonNotJSON
 	}
+	if fieldErr != "" {
+		return cmd, fieldErr
+	}
 	return cmd, p.finish(&cmd)
+}
+
+// continuable reports whether a field's error left the scanner after the
+// whole value, so the object can be read on.
+func continuable(reason string) bool {
+	switch reason {
+	case reasonBadType, reasonBadID, reasonBadChannel, reasonBadTicket:
+		return true
+	}
+	return false
 }
 
 // finish checks what a command type needs once the object is read.
@@ -166,9 +187,13 @@ func (p *cmdParser) field(cmd *command, key []byte) string {
 		}
 	case "id":
 		n, ok := p.uint()
-		if !ok || n > maxCmdID {
+		switch {
+		case !ok:
 			cmd.id = cmdID{}
 			return p.typeMismatch(reasonBadID)
+		case n > maxCmdID:
+			cmd.id = cmdID{}
+			return reasonBadID
 		}
 		cmd.id = cmdID{n: n, ok: true}
 	case "channel":

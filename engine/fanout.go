@@ -65,22 +65,28 @@ func (s *Server) BroadcastAll(ctx context.Context, data []byte) (int, error) {
 // connections it closed.
 //
 // Safe from any goroutine except an event loop: it waits for the loops.
+//
+// This node's connections are closed first (and counted), then the broker
+// tells every node; its delivery back to this node finds them closed. If
+// the broker fails, the local ones are closed all the same and the error
+// says the others may not be: a retry is harmless.
 func (s *Server) Disconnect(ctx context.Context, d broker.Disconnect) (int, error) {
-	if err := s.hub.broker.Disconnect(ctx, d); err != nil {
-		return 0, err
-	}
 	counts := make(chan int, len(s.loopList()))
 	asked := s.disconnectLocal(d, counts)
 	total := 0
+wait:
 	for range asked {
 		select {
 		case n := <-counts:
 			total += n
 		case <-s.done:
-			return total, nil
+			break wait
 		case <-ctx.Done():
-			return total, nil
+			break wait
 		}
+	}
+	if err := s.hub.broker.Disconnect(ctx, d); err != nil {
+		return total, err
 	}
 	return total, nil
 }
