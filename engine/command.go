@@ -80,14 +80,23 @@ type cmdParser struct {
 	buf     []byte // the message
 	pos     int
 	scratch []byte
+	deep    bool // nesting passed maxJSONDepth
 }
 
 // parseCommand parses msg (valid UTF-8: it came in a text frame). On
 // failure it returns a non-empty reason; cmd.id holds the id if it was read
 // before the failure.
 func (p *cmdParser) parseCommand(msg []byte) (cmd command, reason string) {
-	p.buf, p.pos, p.scratch = msg, 0, p.scratch[:0]
-	defer func() { p.buf = nil }()
+	cmd, reason = p.parse(msg)
+	if reason == reasonNotJSON && p.deep {
+		reason = reasonTooDeep
+	}
+	p.buf = nil
+	return cmd, reason
+}
+
+func (p *cmdParser) parse(msg []byte) (cmd command, reason string) {
+	p.buf, p.pos, p.scratch, p.deep = msg, 0, p.scratch[:0], false
 	p.ws()
 	if !p.eat('{') {
 		return cmd, reasonNotJSON
@@ -459,6 +468,7 @@ value:
 		switch c := p.buf[p.pos]; {
 		case c == '{' || c == '[':
 			if depth == maxJSONDepth {
+				p.deep = true
 				return false
 			}
 			p.pos++
@@ -525,6 +535,9 @@ func (p *cmdParser) number() bool {
 	i := p.pos
 	if i < len(p.buf) && p.buf[i] == '-' {
 		i++
+	}
+	if i+1 < len(p.buf) && p.buf[i] == '0' && p.buf[i+1] >= '0' && p.buf[i+1] <= '9' {
+		return false // leading zero
 	}
 	digits := func() bool {
 		s := i
