@@ -115,7 +115,7 @@ func (l *loop) subscribe(c *Conn, cmd *command) {
 			}
 		}
 		l.counters.commands[cmdSubscribe][resultOK].Add(1)
-		l.reply(c, appendSubscribed(l.body[:0], cmd.id, lc.name, position{offset: s.last, epoch: lc.epoch}, recoveryNone, 0))
+		l.reply(c, appendSubscribed(l.body[:0], cmd.id, lc.name, position{offset: max(s.from, lc.last), epoch: lc.epoch}, recoveryNone, 0))
 		return
 	}
 	if personal {

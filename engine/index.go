@@ -12,13 +12,16 @@ type loopChan struct {
 	route   *route // the node's routing entry; valid while subs is not empty
 	epoch   string // the epoch the subscribers' offsets belong to
 	subs    []chanSub
-	pending int // subscriptions in subs still waiting for their position
+	pending int    // subscriptions in subs still waiting for their position
+	last    uint64 // offset of the newest publication delivered on this loop
 }
 
-// chanSub is a subscription as its channel sees it.
+// chanSub is a subscription as its channel sees it. Publications of a
+// channel reach a loop in offset order, so a live subscription needs only
+// the offset it started after: delivery reads it and writes nothing.
 type chanSub struct {
 	c       *Conn
-	last    uint64 // highest offset delivered (or subscribed from)
+	from    uint64 // publications after this offset are delivered
 	ci      int32  // index in c.subs
 	pending bool   // waiting for its position: publications are buffered
 }

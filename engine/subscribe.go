@@ -163,10 +163,10 @@ func (l *loop) finishSub(c *Conn, lc *loopChan, ps *pendingSub, res subResult) {
 	}
 	// The subscription may have moved in the index while we wrote.
 	if i = c.findSub([]byte(lc.name)); i >= 0 {
-		lc.subs[c.subs[i].si].last = last
+		lc.subs[c.subs[i].si].from = last
 	}
 	for _, id := range ps.ids[min(1, len(ps.ids)):] { // repeats: idempotent
-		l.reply(c, appendSubscribed(l.body[:0], id, lc.name, position{offset: last, epoch: lc.epoch}, recoveryNone, 0))
+		l.reply(c, appendSubscribed(l.body[:0], id, lc.name, position{offset: max(last, lc.last), epoch: lc.epoch}, recoveryNone, 0))
 		l.counters.commands[cmdSubscribe][resultOK].Add(1)
 	}
 	if ps.personal && c.phase == phaseWelcome {
@@ -208,11 +208,12 @@ func (l *loop) deliver(d *delivery) int {
 		// again, so the live subscribers take the new stream from here.
 		for i := range lc.subs {
 			if !lc.subs[i].pending {
-				lc.subs[i].last = d.offset - 1
+				lc.subs[i].from = d.offset - 1
 			}
 		}
-		lc.epoch = d.epoch
+		lc.epoch, lc.last = d.epoch, 0
 	}
+	lc.last = max(lc.last, d.offset)
 	n := 0
 	// Backwards: a write that fails closes its connection, whose removal
 	// moves the last (already visited) subscriber into its slot.
@@ -232,10 +233,9 @@ func (l *loop) deliver(d *delivery) int {
 			}
 			continue
 		}
-		if d.offset <= s.last || c.phase != phaseOpen {
+		if d.offset <= s.from || c.phase != phaseOpen {
 			continue
 		}
-		s.last = d.offset
 		n++
 		l.push(c, d.frame)
 	}
