@@ -99,8 +99,9 @@ func (h *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out := struct {
 		Results []publishResult `json:"results"`
 	}{Results: make([]publishResult, len(req.Messages))}
+	var p cmdParser
 	for i, item := range req.Messages {
-		one, msg := parsePublish(item)
+		one, msg := parseBatchItem(&p, item)
 		switch {
 		case msg != "":
 			out.Results[i] = publishResult{status: http.StatusBadRequest, Error: msg}
@@ -269,14 +270,19 @@ func parsePublish(body []byte) (publishRequest, string) {
 	if dec.More() {
 		return req, "malformed JSON body: more than one JSON value"
 	}
+	return req, checkPublish(&req)
+}
+
+// checkPublish validates a decoded publish and compacts its data.
+func checkPublish(req *publishRequest) string {
 	if req.Messages != nil {
 		if req.User != "" || req.Broadcast || req.Channel != nil || req.IdempotencyKey != nil || len(req.Data) != 0 {
-			return req, `a batch is {"messages":[…]} alone: give the targets in its items`
+			return `a batch is {"messages":[…]} alone: give the targets in its items`
 		}
 		if len(req.Messages) == 0 {
-			return req, `"messages" is empty: give 1 to 1000 publishes`
+			return `"messages" is empty: give 1 to 1000 publishes`
 		}
-		return req, ""
+		return ""
 	}
 	targets := 0
 	for _, set := range []bool{req.User != "", req.Broadcast, req.Channel != nil} {
@@ -286,23 +292,25 @@ func parsePublish(body []byte) (publishRequest, string) {
 	}
 	switch {
 	case targets > 1:
-		return req, `give one of "user", "channel" or "broadcast":true`
+		return `give one of "user", "channel" or "broadcast":true`
 	case targets == 0:
-		return req, `missing target: give "user", "channel" or "broadcast":true`
+		return `missing target: give "user", "channel" or "broadcast":true`
 	case req.Channel != nil && !validPublishChannel(*req.Channel):
-		return req, "bad channel name: 1 to 200 bytes of A-Z a-z 0-9 _ - . : @ /, or #<user>"
+		return "bad channel name: 1 to 200 bytes of A-Z a-z 0-9 _ - . : @ /, or #<user>"
 	case req.IdempotencyKey != nil && req.Broadcast:
-		return req, `a broadcast has no history: "idempotency_key" is for channel and user publishes`
+		return `a broadcast has no history: "idempotency_key" is for channel and user publishes`
 	case req.IdempotencyKey != nil && (*req.IdempotencyKey == "" || len(*req.IdempotencyKey) > broker.MaxIdempotencyKeyLen):
-		return req, `"idempotency_key" must be 1 to 64 bytes`
+		return `"idempotency_key" must be 1 to 64 bytes`
 	case len(req.Data) == 0:
-		return req, `missing "data"`
+		return `missing "data"`
 	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, req.Data); err == nil {
-		req.Data = compact.Bytes()
+	if bytes.ContainsAny(req.Data, " \t\r\n") { // most backends send it compact already
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, req.Data); err == nil {
+			req.Data = compact.Bytes()
+		}
 	}
-	return req, ""
+	return ""
 }
 
 func writePublishError(w http.ResponseWriter, status int, msg string) {

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -297,4 +298,33 @@ func TestDisconnectHandler(t *testing.T) {
 	if rec.Code != 401 {
 		t.Errorf("without key: %d", rec.Code)
 	}
+}
+
+// The batch items' single-scan parser answers exactly what parsePublish does.
+func TestParseBatchItemMatchesParsePublish(t *testing.T) {
+	items := []string{
+		`{"user":"a","data":1}`, `{"channel":"news","data":{"x":[1, 2]}}`, `{"broadcast":true,"data":"x"}`,
+		`{"broadcast":false,"user":"a","data":null}`, `{"user":"a\u00e9","data":1}`, `{"channel":"a b","data":1}`,
+		`{"channel":"news","idempotency_key":"k","data":1}`, `{"broadcast":true,"idempotency_key":"k","data":1}`,
+		`{"user":"a"}`, `{}`, `{"usr":"a","data":1}`, `{"user":1,"data":1}`, `{"user":"a","data":1,}`,
+		`{"user":"a","broadcast":true,"data":1}`, `{"messages":[]}`, `[1]`, `{"user":"a","data":1} x`,
+		`{"user":"a","data":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`,
+		` { "user" : "a" , "data" : { "b" : "c d" } } `,
+	}
+	var p cmdParser
+	for _, item := range items {
+		fast, fastMsg := parseBatchItem(&p, []byte(item))
+		slow, slowMsg := parsePublish([]byte(item))
+		if (fastMsg == "") != (slowMsg == "") || (fastMsg == "" && fmt.Sprintf("%q %v %v %v %s", fast.User, fast.Broadcast, deref(fast.Channel), deref(fast.IdempotencyKey), fast.Data) !=
+			fmt.Sprintf("%q %v %v %v %s", slow.User, slow.Broadcast, deref(slow.Channel), deref(slow.IdempotencyKey), slow.Data)) {
+			t.Errorf("%s: fast %+v %q, slow %+v %q", item, fast, fastMsg, slow, slowMsg)
+		}
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
 }
