@@ -74,15 +74,20 @@ func (m *Memory) create(s *shard, name string) *channel {
 	if c := s.chans[name]; c != nil {
 		return c
 	}
-	c := &channel{name: strings.Clone(name), epoch: m.newEpoch(), fifo: s.fifo}
+	c := &channel{name: strings.Clone(name), epoch: m.epochFor(name), fifo: s.fifo}
 	c.lo.Store(1)
 	s.chans[c.name] = c
 	m.chans.Add(1)
 	return c
 }
 
-// free removes an idle channel; s.mu and c.mu are held.
+// free removes an idle channel; s.mu and c.mu are held. A channel that had
+// messages is marked lost first (under s.mu, so a new life created in this
+// shard, or a lookup that then misses, sees the mark).
 func (m *Memory) free(s *shard, c *channel) {
+	if c.top > 0 {
+		m.lost.add(c.name)
+	}
 	c.dead = true
 	delete(s.chans, c.name)
 	m.chans.Add(-1)
@@ -92,7 +97,6 @@ func (m *Memory) free(s *shard, c *channel) {
 func (m *Memory) dropOldest(c *channel) {
 	e := c.hist.pop()
 	m.bytes.Add(-e.size())
-	m.msgs.Add(-1)
 	c.fifo.live.Add(-1)
 	c.lo.Add(1)
 }

@@ -7,11 +7,12 @@ import (
 )
 
 // HistoryMaxBytes bounds all channels' history together, and when it is
-// exceeded the globally oldest message goes first. The global order is a
-// sequence number drawn from one atomic counter at publish (an atomic add,
-// not a lock); every message is also queued, in that order, in one of
-// fifoStripes eviction queues (the stripe of its channel's shard). The
-// oldest message of all is then the smallest head among the stripes. A
+// exceeded the globally oldest message goes first. Every message is
+// queued in one of fifoStripes eviction queues (the stripe of its
+// channel's shard) with a sequence number drawn from one atomic counter
+// (an atomic add, not a lock) while the stripe's mutex is held, so each
+// queue is sorted by sequence and the oldest message of all is exactly the
+// smallest head among the stripes. A
 // queue entry whose message already left its channel (size limit, TTL, a
 // freed channel) is stale and skipped: a channel's messages only ever leave
 // from its oldest end, so an entry is stale exactly when its offset is
@@ -32,23 +33,36 @@ type fifo struct {
 	mu   sync.Mutex
 	q    []fifoEntry
 	head int
-	live atomic.Int64 // messages of this stripe's channels still kept
-	_    [40]byte     // keep stripes on separate cache lines
+	live atomic.Int64  // messages of this stripe's channels still kept
+	min  atomic.Uint64 // q[head].seq, or MaxUint64 when empty; written under mu
+	_    [32]byte      // keep stripes on separate cache lines
 }
 
 func (e *fifoEntry) stale() bool { return e.offset < e.ch.lo.Load() }
 
-// push queues e. Called with e.ch's mutex held, so entries of one channel
-// are queued in offset order.
-func (f *fifo) push(e fifoEntry) {
+// push queues ch's message at offset, numbered from seq. Called with ch's
+// mutex held, so entries of one channel are queued in offset order.
+func (f *fifo) push(seq *atomic.Uint64, ch *channel, offset uint64) {
 	f.mu.Lock()
 	if n := len(f.q) - f.head; n >= 1024 && int64(n) > 2*f.live.Load() {
 		f.compact()
 	} else if f.head >= 1024 && f.head >= len(f.q)/2 {
 		f.shift()
 	}
-	f.q = append(f.q, e)
+	f.q = append(f.q, fifoEntry{ch: ch, offset: offset, seq: seq.Add(1)})
+	if f.head == len(f.q)-1 {
+		f.setMin()
+	}
 	f.mu.Unlock()
+}
+
+// setMin publishes the head's sequence for the evictor's lock-free scan.
+func (f *fifo) setMin() {
+	if f.head < len(f.q) {
+		f.min.Store(f.q[f.head].seq)
+	} else {
+		f.min.Store(math.MaxUint64)
+	}
 }
 
 // compact drops stale entries, keeping order.
@@ -62,6 +76,23 @@ func (f *fifo) compact() {
 	}
 	clear(f.q[w:])
 	f.q, f.head = f.q[:w], 0
+	f.setMin()
+}
+
+// tidy, called by the sweep, drops the stale entries so that queues of
+// channels freed long ago keep neither memory nor their channel's state:
+// all of them when nothing is live (O(1)), else by compaction when stale
+// entries outnumber live ones.
+func (f *fifo) tidy() {
+	f.mu.Lock()
+	if f.live.Load() == 0 {
+		clear(f.q)
+		f.q, f.head = nil, 0
+		f.setMin()
+	} else if int64(len(f.q)-f.head) > 2*f.live.Load() {
+		f.compact()
+	}
+	f.mu.Unlock()
 }
 
 // shift moves the live part to the front so the slice is reused.
@@ -71,18 +102,27 @@ func (f *fifo) shift() {
 	f.q, f.head = f.q[:n], 0
 }
 
-// headSeq drops stale entries at the head and returns the head's sequence
-// number, or false if the queue holds no live entry. f.mu must be held.
-func (f *fifo) headSeq() (uint64, bool) {
-	for f.head < len(f.q) {
-		if !f.q[f.head].stale() {
-			return f.q[f.head].seq, true
-		}
+// liveHead drops stale entries at the head and returns the head, or
+// false if the queue holds no live entry. f.mu must be held.
+func (f *fifo) liveHead() (fifoEntry, bool) {
+	for f.head < len(f.q) && f.q[f.head].stale() {
 		f.q[f.head] = fifoEntry{}
 		f.head++
 	}
-	f.q, f.head = f.q[:0], 0
-	return 0, false
+	if f.head == len(f.q) {
+		f.q, f.head = f.q[:0], 0
+		f.setMin()
+		return fifoEntry{}, false
+	}
+	f.setMin()
+	return f.q[f.head], true
+}
+
+// popHead removes the head that liveHead returned. f.mu must be held.
+func (f *fifo) popHead() {
+	f.q[f.head] = fifoEntry{}
+	f.head++
+	f.setMin()
 }
 
 // evict brings the history back under HistoryMaxBytes. It is called after
@@ -96,7 +136,7 @@ func (m *Memory) evict() {
 		}
 		progress := true
 		for progress && m.bytes.Load() > m.maxBytes {
-			progress = m.evictOldest()
+			progress = m.evictRun()
 		}
 		m.evictMu.Unlock()
 		if !progress {
@@ -105,41 +145,50 @@ func (m *Memory) evict() {
 	}
 }
 
-// evictOldest removes the oldest kept message of all channels. It returns
-// false if there is none. m.evictMu must be held: it is the only place
-// that pops live heads, so the head found by the scan is still there
-// unless it went stale meanwhile (then it reports progress and the caller
-// scans again).
-func (m *Memory) evictOldest() bool {
-	best, bestSeq := -1, uint64(math.MaxUint64)
+// evictRun removes the oldest kept messages of all channels while the
+// limit is exceeded, as long as they come from one stripe. It returns
+// false if no stripe holds anything. m.evictMu must be held: it is the
+// only place that pops live heads.
+//
+// The scan reads each stripe's head sequence without its lock. A stripe's
+// min is never above its oldest live entry (a stale head only makes it
+// lower, and new entries are younger than everything), so an entry of the
+// best stripe whose sequence is below every other stripe's min is the
+// oldest of all: the run pops those. A stale min costs a rescan, and each
+// rescan drops at least one stale entry.
+func (m *Memory) evictRun() bool {
+	best, bestSeq, second := -1, uint64(math.MaxUint64), uint64(math.MaxUint64)
 	for i := range m.fifos {
-		f := &m.fifos[i]
-		f.mu.Lock()
-		if s, ok := f.headSeq(); ok && s < bestSeq {
-			best, bestSeq = i, s
+		switch s := m.fifos[i].min.Load(); {
+		case s < bestSeq:
+			best, bestSeq, second = i, s, bestSeq
+		case s < second:
+			second = s
 		}
-		f.mu.Unlock()
 	}
 	if best < 0 {
 		return false
 	}
 	f := &m.fifos[best]
 	f.mu.Lock()
-	if s, ok := f.headSeq(); !ok || s != bestSeq {
+	for m.bytes.Load() > m.maxBytes {
+		e, ok := f.liveHead()
+		if !ok || e.seq > second {
+			break
+		}
+		f.popHead()
 		f.mu.Unlock()
-		return true
+		// The channel's mutex is taken after the stripe's is released:
+		// publishers take them in the other order.
+		c := e.ch
+		c.mu.Lock()
+		for c.hist.len() > 0 && c.lo.Load() <= e.offset {
+			m.dropOldest(c)
+		}
+		c.hist.release()
+		c.mu.Unlock()
+		f.mu.Lock()
 	}
-	e := f.q[f.head]
-	f.q[f.head] = fifoEntry{}
-	f.head++
 	f.mu.Unlock()
-
-	c := e.ch
-	c.mu.Lock()
-	for c.hist.len() > 0 && c.lo.Load() <= e.offset {
-		m.dropOldest(c)
-	}
-	c.hist.release()
-	c.mu.Unlock()
 	return true
 }

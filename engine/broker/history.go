@@ -6,14 +6,14 @@ package broker
 const entryOverhead = 64
 
 // histEntry is one kept message. Its offset is implied by its place in the
-// ring, so an entry is three words of slice plus two.
+// ring, and its global order is kept by the eviction queue, so an entry is
+// a slice and a time: four words.
 type histEntry struct {
 	data []byte // the broker's own copy; immutable
-	at   int64  // publish time, unix nanoseconds (for the TTL)
-	seq  uint64 // global publish order (for max-bytes eviction)
+	at   int64  // publish time on Memory's clock (for the TTL)
 }
 
-func (e *histEntry) size() int64 { return int64(len(e.data)) + entryOverhead }
+func (e histEntry) size() int64 { return int64(len(e.data)) + entryOverhead }
 
 // ring is a channel's history: a circular buffer that grows by doubling up
 // to the history size, so a channel with few messages costs little and the

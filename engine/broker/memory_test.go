@@ -26,7 +26,10 @@ type recorder struct {
 func newRecorder() *recorder { return &recorder{pubs: map[string][]Publication{}} }
 
 func (r *recorder) HandlePublication(p Publication) {
-	v, _ := r.inFlight.LoadOrStore(p.Channel, new(atomic.Int32))
+	v, ok := r.inFlight.Load(p.Channel)
+	if !ok {
+		v, _ = r.inFlight.LoadOrStore(p.Channel, new(atomic.Int32))
+	}
 	n := v.(*atomic.Int32)
 	if n.Add(1) != 1 {
 		r.overlap.Add(1)
@@ -357,8 +360,15 @@ func TestHistoryAllOrNothing(t *testing.T) {
 			t.Errorf("%s: position %+v, want {4 %s}", tc.name, pos, ep)
 		}
 	}
-	if _, pos, err := history(t, m, "unknown", Position{0, ep}); !errors.Is(err, ErrUnrecoverable) || pos.Offset != 0 || pos.Epoch == ep {
-		t.Fatalf("unknown channel: %+v, %v", pos, err)
+	// A channel never used: its position is (0, the zero epoch, which c
+	// also has in its first life); only that position is recoverable.
+	if pubs, pos, err := history(t, m, "unknown", Position{0, ep}); err != nil || pubs != nil || pos != (Position{0, ep}) {
+		t.Fatalf("unknown channel since (0, zero epoch): %v, %+v, %v", pubs, pos, err)
+	}
+	for _, since := range []Position{{1, ep}, {0, "other"}} {
+		if _, pos, err := history(t, m, "unknown", since); !errors.Is(err, ErrUnrecoverable) || pos != (Position{0, ep}) {
+			t.Fatalf("unknown channel since %+v: %+v, %v", since, pos, err)
+		}
 	}
 }
 
@@ -630,5 +640,168 @@ func TestCloseLeavesNoGoroutine(t *testing.T) {
 			t.Fatalf("goroutines: %d before, %d after Close", before, runtime.NumGoroutine())
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestIdempotencyUnderConcurrentRetries(t *testing.T) {
+	m, r := start(t, MemoryConfig{})
+	subscribe(t, m, "c")
+	const n = 16
+	var wg sync.WaitGroup
+	results := make([]PublishResult, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := m.Publish(ctx, "c", []byte(fmt.Sprint(i)), PublishOptions{IdempotencyKey: "same"})
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = res
+		}()
+	}
+	wg.Wait()
+	firsts := 0
+	for _, res := range results {
+		if !res.Duplicate {
+			firsts++
+		}
+		if res.Position != results[0].Position {
+			t.Fatalf("results disagree: %+v and %+v", res.Position, results[0].Position)
+		}
+	}
+	if firsts != 1 || len(r.got("c")) != 1 || results[0].Position.Offset != 1 {
+		t.Fatalf("%d non-duplicates, %d deliveries, offset %d; want exactly one publish", firsts, len(r.got("c")), results[0].Position.Offset)
+	}
+}
+
+// A channel freed without ever having had a message lost nothing: its next
+// life keeps the epoch, so a client of a quiet channel (an empty personal
+// channel) recovers after a reconnect instead of being told to reload. A
+// channel freed with messages gets a new epoch in every later life.
+func TestEpochOfQuietAndLostChannels(t *testing.T) {
+	clk := newClock()
+	m, _ := start(t, MemoryConfig{HistoryTTL: time.Minute, Now: clk.Now})
+	subscribe(t, m, "#maggie")
+	quiet := publishEpoch(t, m, "#maggie")
+	if err := m.Unsubscribe(ctx, "#maggie"); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.Stats().Channels; n != 0 {
+		t.Fatalf("%d channels after the last unsubscribe of a quiet channel", n)
+	}
+	if pubs, pos, err := history(t, m, "#maggie", Position{0, quiet}); err != nil || len(pubs) != 0 || pos != (Position{0, quiet}) {
+		t.Fatalf("quiet channel without state, since (0, its epoch): %v, %+v, %v; want recovered", pubs, pos, err)
+	}
+	subscribe(t, m, "#maggie")
+	if p := publishEpoch(t, m, "#maggie"); p != quiet {
+		t.Fatalf("quiet channel reborn with epoch %q, was %q", p, quiet)
+	}
+	first := publish(t, m, "#maggie", "1")
+	if first.Epoch != quiet || first.Offset != 1 {
+		t.Fatalf("first message %+v", first)
+	}
+	// A client that saw (0, quiet) before the message recovers it.
+	if pubs, _, err := history(t, m, "#maggie", Position{0, quiet}); err != nil || len(pubs) != 1 {
+		t.Fatalf("since (0, quiet) with one message: %v, %v", offsets(pubs), err)
+	}
+	// Now lose it: unsubscribed, expired, swept.
+	if err := m.Unsubscribe(ctx, "#maggie"); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Minute)
+	m.sweep()
+	if n := m.Stats().Channels; n != 0 {
+		t.Fatalf("%d channels after the history expired", n)
+	}
+	for _, since := range []Position{{0, quiet}, {1, quiet}} {
+		if _, pos, err := history(t, m, "#maggie", since); !errors.Is(err, ErrUnrecoverable) || pos.Epoch == quiet {
+			t.Fatalf("lost channel since %+v: %+v, %v; want ErrUnrecoverable and another epoch", since, pos, err)
+		}
+	}
+	second := publish(t, m, "#maggie", "again")
+	if second.Offset != 1 || second.Epoch == quiet {
+		t.Fatalf("reborn after a loss: %+v; want offset 1 and a new epoch", second)
+	}
+	if _, _, err := history(t, m, "#maggie", Position{0, quiet}); !errors.Is(err, ErrUnrecoverable) {
+		t.Fatalf("old (0, quiet) on the new life: %v; the message of the lost life would be skipped", err)
+	}
+	// Each later life is unique too.
+	if err := m.Subscribe(ctx, "#maggie"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Unsubscribe(ctx, "#maggie"); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Minute)
+	m.sweep()
+	if third := publish(t, m, "#maggie", "3"); third.Epoch == second.Epoch || third.Epoch == quiet {
+		t.Fatalf("third life epoch %q reuses an earlier one", third.Epoch)
+	}
+}
+
+func TestLostFilter(t *testing.T) {
+	f := newLostFilter()
+	for i := range 20000 {
+		f.add(fmt.Sprint("lost:", i))
+	}
+	for i := range 20000 {
+		if !f.has(fmt.Sprint("lost:", i)) {
+			t.Fatalf("lost:%d added but not found: a false negative would reuse an epoch", i)
+		}
+	}
+	fp := 0
+	for i := range 20000 {
+		if f.has(fmt.Sprint("other:", i)) {
+			fp++
+		}
+	}
+	if fp > 20 { // expected about 0.00002%; 0.1% would mean a broken hash
+		t.Fatalf("%d false positives in 20000", fp)
+	}
+}
+
+// Once Close returns no Handler method runs or starts, however many
+// publishers are in flight.
+func TestCloseStopsDelivery(t *testing.T) {
+	m, err := NewMemory(MemoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &nopHandler{}
+	if err := m.Start(h); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		subscribe(t, m, fmt.Sprint("c", i))
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if _, err := m.Publish(ctx, fmt.Sprint("c", i), []byte("1"), PublishOptions{}); err != nil {
+					if !errors.Is(err, ErrClosed) {
+						t.Error(err)
+					}
+					return
+				}
+				if err := m.Broadcast(ctx, []byte("1")); err != nil && !errors.Is(err, ErrClosed) {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	for h.n.Load() < 100 {
+		runtime.Gosched()
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after := h.n.Load()
+	wg.Wait()
+	if n := h.n.Load(); n != after {
+		t.Fatalf("%d publications delivered after Close returned", n-after)
 	}
 }
