@@ -16,9 +16,6 @@ const (
 	cmdBurst = 100
 )
 
-// closeCommandFlood is the reason of the close for a client over the rate.
-const reasonCommandFlood = "too many commands"
-
 // allowCommand takes one token from c's bucket, or reports false.
 func (c *Conn) allowCommand(now int64) bool {
 	const per = int64(time.Second) / cmdRate
@@ -49,7 +46,7 @@ const (
 func (l *loop) command(c *Conn, op ws.OpCode, msg []byte) gnet.Action {
 	if !c.allowCommand(l.srv.now()) {
 		l.counters.commandFloods.Add(1)
-		return l.fail(c, ws.StatusPolicyViolation, reasonCommandFlood)
+		return l.fail(c, CloseCommandFlood)
 	}
 	if op != ws.OpText {
 		l.refuse(c, cmdUnknown, cmdID{}, codeBadRequest, reasonBinary)

@@ -15,12 +15,15 @@ const (
 	RejectTicket                             // 401
 	RejectCapacity                           // 503
 	RejectTimeout                            // no complete request in time
+	RejectFDBudget                           // 503 at accept: Config.MaxFDs sockets held
+	RejectDraining                           // 503: Stop has begun
+	RejectUserQuota                          // 429: the user is at MaxConnsPerUser
 	NumRejectReasons
 )
 
 var rejectNames = [NumRejectReasons]string{
 	"bad_request", "version", "not_found", "header_too_large",
-	"origin", "ticket", "capacity", "timeout",
+	"origin", "ticket", "capacity", "timeout", "fd_budget", "draining", "user_quota",
 }
 
 // String is the metric label of the reason, e.g. "ticket".
@@ -45,9 +48,10 @@ type Stats struct {
 	Subscriptions int64 // (connection, channel) subscriptions now, personal ones included
 	// Commands by type (CommandTypes) and result (0 ok, 1 error).
 	Commands      [numCmdTypes][numResults]uint64
-	CommandFloods uint64    // connections closed for sending commands too fast
-	Refreshes     [2]uint64 // session refreshes: [0] ok, [1] refused
-	Recoveries    [2]uint64 // since served: [0] recovered, [1] recovered:false
+	CommandFloods uint64                  // connections closed for sending commands too fast
+	Refreshes     [2]uint64               // session refreshes: [0] ok, [1] refused
+	Recoveries    [2]uint64               // since served: [0] recovered, [1] recovered:false
+	Closes        [NumCloseReasons]uint64 // connections ended, by reason (upgraded ones, and handshake timeouts)
 }
 
 // CommandTypes are the labels of Stats.Commands' first index.
@@ -72,6 +76,7 @@ type loopCounters struct {
 	commandFloods atomic.Uint64
 	refreshes     [numResults]atomic.Uint64
 	recoveries    [2]atomic.Uint64
+	closes        [NumCloseReasons]atomic.Uint64
 }
 
 // Stats sums the counters of every event loop. Safe to call from any
@@ -100,6 +105,9 @@ func (s *Server) Stats() Stats {
 		for i := range st.Refreshes {
 			st.Refreshes[i] += c.refreshes[i].Load()
 			st.Recoveries[i] += c.recoveries[i].Load()
+		}
+		for i := range st.Closes {
+			st.Closes[i] += c.closes[i].Load()
 		}
 	}
 	st.Channels = int64(s.hub.routes.Size())

@@ -110,7 +110,7 @@ func (l *loop) finishSub(c *Conn, lc *loopChan, ps *pendingSub, res subResult) {
 			go l.srv.hub.release([]string{lc.name})
 		}
 		if ps.personal {
-			l.closeLater(c, ws.StatusInternalServerError, "broker unavailable")
+			l.closeLater(c, CloseBrokerUnavailable)
 			return
 		}
 		for _, id := range ps.ids {

@@ -1,0 +1,97 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+)
+
+// One client's turn on its event loop is bounded, so that a client flooding
+// tiny frames or pings cannot starve the other connections of the loop: a
+// turn handles at most framesPerTurn frames or about bytesPerTurn bytes,
+// then the rest waits for a resume task queued behind the loop's other
+// events. A client whose unread input still grows past inboundLimit sends
+// faster than its share and is closed (CloseInputFlood), since gnet keeps
+// reading into an unbounded buffer.
+const (
+	framesPerTurn = 256
+	bytesPerTurn  = 64 << 10
+	inboundSlack  = 1 << 20 // inbound bytes allowed beyond one largest frame
+)
+
+// inboundLimit is how much unread input a connection may have after its
+// turn.
+func (l *loop) inboundLimit() int {
+	return l.srv.cfg.MaxMessageBytes + maxHeaderLen + inboundSlack
+}
+
+// resumeLater queues c for another turn behind the loop's other work.
+func (l *loop) resumeLater(c *Conn) {
+	if c.resumeQueued {
+		return
+	}
+	c.resumeQueued = true
+	l.resume = append(l.resume, c)
+	if !l.resumeQueued {
+		l.resumeQueued = true
+		if l.el.Execute(context.Background(), l.resumeTask) != nil {
+			l.resumeQueued = false // the loop is stopping
+		}
+	}
+}
+
+// runResume gives every queued connection its next turn. Runs on the loop.
+func (l *loop) runResume() {
+	l.resumeQueued = false
+	batch := l.resume
+	l.resume = l.resumeSpare[:0]
+	for i, c := range batch {
+		batch[i] = nil
+		c.resumeQueued = false
+		if c.phase != phaseOpen && c.phase != phaseClosing {
+			continue
+		}
+		if l.readFrames(c) == gnet.Close {
+			l.closeNow(c)
+		}
+	}
+	l.resumeSpare = batch[:0]
+}
+
+// queuePong remembers the payload of the latest ping of this turn, for a
+// client that has not read what is queued for it yet: one pong answers it
+// when the turn ends (or before the next frame we write), so a ping flood
+// from a client that does not read costs one queued pong per turn, not one
+// per ping. RFC 6455 5.5.3 allows answering only the most recent ping.
+func (l *loop) queuePong(payload []byte) {
+	l.pongLen = copy(l.pong[:], payload)
+	l.pongPending = true
+}
+
+// flushPong writes the pending pong, through the outbound limit.
+func (l *loop) flushPong(c *Conn) {
+	if !l.pongPending {
+		return
+	}
+	l.pongPending = false
+	if c.phase != phaseOpen {
+		return
+	}
+	l.out = appendFrame(l.out[:0], true, ws.OpPong, l.pong[:l.pongLen])
+	l.send(c, l.out)
+}
+
+// send writes one frame for the client unless it would take c's queue past
+// MaxPendingBytes: then c is a slow consumer and is closed with 1008
+// instead, the close frame queued right after the last whole frame so that
+// a client that still reads gets it. Every outbound frame but the close
+// goes through here (welcome, pong, ping, echo, push), so the limit has one
+// rule. It reports whether the frame was written.
+func (l *loop) send(c *Conn, frame []byte) bool {
+	if q := c.gc.OutboundBuffered(); q > 0 && q+len(frame) > l.srv.cfg.MaxPendingBytes {
+		l.closeSlow(c)
+		return false
+	}
+	return l.write(c, frame)
+}
