@@ -47,7 +47,7 @@ type command struct {
 const (
 	maxCmdID      = 1<<53 - 1
 	maxEpochBytes = 256
-	maxJSONDepth  = 32
+	maxCmdDepth   = 32
 )
 
 // Reasons for refusing a command; constants, so refusing allocates nothing.
@@ -80,7 +80,7 @@ type cmdParser struct {
 	buf     []byte // the message
 	pos     int
 	scratch []byte
-	deep    bool // nesting passed maxJSONDepth
+	deep    bool // nesting passed maxCmdDepth
 }
 
 // parseCommand parses msg (valid UTF-8: it came in a text frame). On
@@ -404,7 +404,7 @@ func (p *cmdParser) strEscaped(start, i int) ([]byte, bool) {
 		case 't':
 			p.scratch = append(p.scratch, '\t')
 		case 'u':
-			r, ok := hex4(p.buf, i+1)
+			r, ok := cmdHex4(p.buf, i+1)
 			if !ok {
 				return nil, false
 			}
@@ -412,7 +412,7 @@ func (p *cmdParser) strEscaped(start, i int) ([]byte, bool) {
 			if utf16.IsSurrogate(r) {
 				r2, ok := rune(0), false
 				if i+6 < len(p.buf) && p.buf[i+1] == '\\' && p.buf[i+2] == 'u' {
-					r2, ok = hex4(p.buf, i+3)
+					r2, ok = cmdHex4(p.buf, i+3)
 				}
 				if ok {
 					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
@@ -434,7 +434,7 @@ func (p *cmdParser) strEscaped(start, i int) ([]byte, bool) {
 	return nil, false
 }
 
-func hex4(b []byte, i int) (rune, bool) {
+func cmdHex4(b []byte, i int) (rune, bool) {
 	if i+4 > len(b) {
 		return 0, false
 	}
@@ -455,7 +455,7 @@ func hex4(b []byte, i int) (rune, bool) {
 }
 
 // skip moves over one JSON value of any type, iteratively (nesting is
-// bounded by maxJSONDepth, so a hostile message cannot exhaust the stack).
+// bounded by maxCmdDepth, so a hostile message cannot exhaust the stack).
 func (p *cmdParser) skip() bool {
 	var objects uint64 // bit d: the container at depth d+1 is an object
 	depth := 0
@@ -467,7 +467,7 @@ value:
 		}
 		switch c := p.buf[p.pos]; {
 		case c == '{' || c == '[':
-			if depth == maxJSONDepth {
+			if depth == maxCmdDepth {
 				p.deep = true
 				return false
 			}

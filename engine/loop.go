@@ -242,10 +242,10 @@ func (l *loop) closeAll(force bool) {
 			continue
 		}
 		c := l.conns[i]
-		if c.phase == phaseOpen {
+		if c.phase == phaseOpen || c.phase == phaseWelcome {
 			l.sendClose(c, CloseShutdown)
 		}
-		if force || c.phase == phaseWelcome {
+		if force {
 			l.closeNow(c)
 		}
 	}

@@ -262,6 +262,10 @@ func validPublishChannel(name string) bool {
 // its items unparsed.
 func parsePublish(body []byte) (publishRequest, string) {
 	var req publishRequest
+	body, err := compactJSONText(body) // UTF-8, Unicode strings; data comes out compact
+	if err != nil {
+		return req, err.Error()
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -273,7 +277,8 @@ func parsePublish(body []byte) (publishRequest, string) {
 	return req, checkPublish(&req)
 }
 
-// checkPublish validates a decoded publish and compacts its data.
+// checkPublish validates a decoded publish (its data is compact already:
+// compactJSONText compacted the body).
 func checkPublish(req *publishRequest) string {
 	if req.Messages != nil {
 		if req.User != "" || req.Broadcast || req.Channel != nil || req.IdempotencyKey != nil || len(req.Data) != 0 {
@@ -303,12 +308,6 @@ func checkPublish(req *publishRequest) string {
 		return `"idempotency_key" must be 1 to 64 bytes`
 	case len(req.Data) == 0:
 		return `missing "data"`
-	}
-	if bytes.ContainsAny(req.Data, " \t\r\n") { // most backends send it compact already
-		var compact bytes.Buffer
-		if err := json.Compact(&compact, req.Data); err == nil {
-			req.Data = compact.Bytes()
-		}
 	}
 	return ""
 }

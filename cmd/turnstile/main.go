@@ -96,6 +96,7 @@ type server struct {
 	users      *auth.Users
 	tokens     *auth.Tokens
 	handlers   *auth.Handlers
+	keyGuard   *keyGuard // throttles wrong publish keys on every publish-key endpoint
 	ws         *engine.Server
 	broker     broker.Broker
 	publishKey string
@@ -210,6 +211,9 @@ func (s *server) start() error {
 		WSPort:     wsPort,
 		WSPath:     s.cfg.WSPath,
 		Logger:     s.log.With("listener", "http"),
+
+		Throttle:          s.cfg.Login,
+		MaxTicketsPerUser: ticketQuota(s.cfg.MaxTicketsPerUser),
 	})
 	if err != nil {
 		s.stopAll()
@@ -220,6 +224,7 @@ func (s *server) start() error {
 		s.stopAll()
 		return err
 	}
+	s.keyGuard = newKeyGuard(s.cfg.PublishAuthBurst, s.cfg.PublishAuthInterval, clientAddr, s.log.With("listener", "http"))
 	sweepCtx, cancel := context.WithCancel(context.Background())
 	s.stopSweep = cancel
 	go s.store.Run(sweepCtx, time.Second)
@@ -244,9 +249,9 @@ func (s *server) start() error {
 func (s *server) routes(publish *engine.PublishHandler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/auth", s.cors(s.handlers.Auth()))
-	mux.Handle("/ws_ticket", s.cors(s.handlers.Ticket()))
-	mux.Handle("/publish", publish)
-	mux.Handle("/disconnect", publish.Disconnect())
+	mux.Handle("/ws_ticket", s.cors(s.refuseWhileDraining(s.handlers.Ticket())))
+	mux.Handle("/publish", s.refuseWhileDraining(s.keyGuard.wrap(publish)))
+	mux.Handle("/disconnect", s.refuseWhileDraining(s.keyGuard.wrap(publish.Disconnect())))
 	mux.Handle("/metrics", newMetricsHandler(s))
 	if s.cfg.Dev {
 		mux.HandleFunc("/", serveDemo)
