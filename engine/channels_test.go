@@ -351,7 +351,8 @@ func TestCommandFlood(t *testing.T) {
 	for range 100 {
 		c.expect("pong")
 	}
-	c.send(`{"type":"ping"}`)
+	// The bucket refills at 100/s: 50 more at once cannot all pass.
+	c.conn.Write(bytes.Repeat(clientFrame(true, ws.OpText, []byte(`{"type":"ping"}`)), 50))
 	expectClose(t, c.br, ws.StatusPolicyViolation)
 	if s.Stats().CommandFloods != 1 {
 		t.Fatalf("floods %d", s.Stats().CommandFloods)

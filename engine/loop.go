@@ -52,6 +52,8 @@ type loop struct {
 	pongPending         bool
 
 	quota *quotaFuncs // MaxConnsPerUser's callbacks for this loop
+
+	utf8Buf [4096]byte // unmasked copy of an incomplete frame's new text
 }
 
 type deadline struct {

@@ -50,6 +50,9 @@ func (l *loop) readTurn(c *Conn) gnet.Action {
 		}
 		total := int64(hl) + h.Length
 		if int64(n) < total {
+			if !l.validatePartial(c, h, hl, n) {
+				return l.fail(c, CloseInvalidUTF8)
+			}
 			return gnet.None
 		}
 		frame, err := gc.Peek(int(total))
@@ -59,6 +62,7 @@ func (l *loop) readTurn(c *Conn) gnet.Action {
 		payload := frame[hl:]
 		ws.Cipher(payload, h.Mask, 0)
 		action := l.onFrame(c, h, payload)
+		c.utf8Seen = 0
 		if c.phase == phaseClosed {
 			return gnet.None // gnet closed it while we wrote; c is gone
 		}
@@ -114,21 +118,21 @@ func (l *loop) onFrame(c *Conn, h ws.Header, payload []byte) gnet.Action {
 	}
 	if h.OpCode != ws.OpContinuation {
 		if h.Fin {
-			if h.OpCode == ws.OpText && !validUTF8(payload) {
+			if h.OpCode == ws.OpText && !l.wholeText(c, payload) {
 				return l.fail(c, CloseInvalidUTF8)
 			}
 			return l.dispatch(c, h.OpCode, payload)
 		}
 		c.fragOp = h.OpCode
 		c.fragLen = len(payload)
-		if h.OpCode == ws.OpText && !c.utf8.write(payload) {
+		if h.OpCode == ws.OpText && !c.utf8.write(c.unseen(payload)) {
 			return l.fail(c, CloseInvalidUTF8)
 		}
 		c.fragBuf = append(make([]byte, 0, 2*len(payload)+64), payload...)
 		return gnet.None
 	}
 	c.fragLen += len(payload)
-	if c.fragOp == ws.OpText && !c.utf8.write(payload) {
+	if c.fragOp == ws.OpText && !c.utf8.write(c.unseen(payload)) {
 		return l.fail(c, CloseInvalidUTF8)
 	}
 	c.fragBuf = append(c.fragBuf, payload...)
