@@ -389,7 +389,13 @@ func TestRefresh(t *testing.T) {
 	if m := c.expect("error"); m["code"] != codeForbidden || num(t, m, "id") != 6 {
 		t.Fatalf("other user's ticket: %v", m)
 	}
-	if r := s.Stats().Refreshes; r[0] != 1 || r[1] != 1 {
+	// A ticket bound to a page's Origin does not refresh a connection
+	// opened without that Origin.
+	c.send(`{"type":"refresh","id":7,"ticket":"` + st.addClaims(ticket.Claims{Subject: "maggie", Origin: "https://app.example"}) + `"}`)
+	if m := c.expect("error"); m["code"] != codeForbidden || num(t, m, "id") != 7 {
+		t.Fatalf("ticket of another Origin: %v", m)
+	}
+	if r := s.Stats().Refreshes; r[0] != 1 || r[1] != 2 {
 		t.Fatalf("refreshes %v", r)
 	}
 }

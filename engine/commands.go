@@ -164,7 +164,9 @@ func (l *loop) unsubscribe(c *Conn, cmd *command) {
 // the connection's expiry and grants.
 func (l *loop) refresh(c *Conn, cmd *command) {
 	claims, err := l.srv.cfg.Store.Redeem(cmd.ticket, time.Now())
-	if err != nil || claims.Subject != c.user {
+	// Bound like an upgrade's ticket (DESIGN 1.7): one issued to a page
+	// refreshes only a connection opened from that page's Origin.
+	if err != nil || claims.Subject != c.user || (claims.Origin != "" && claims.Origin != c.origin) {
 		l.counters.refreshes[resultError].Add(1)
 		l.refuse(c, cmdRefresh, cmd.id, codeForbidden, reasonRefreshBad)
 		return

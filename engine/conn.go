@@ -47,6 +47,7 @@ type Conn struct {
 
 	subs      []connSub // its subscriptions; the personal channel's among them
 	grants    []string  // the ticket's channels claim
+	origin    string    // the upgrade's Origin, which a refresh ticket must match
 	cmdTokens int32     // command rate limit: tokens left
 	cmdLast   int64     // server clock (ns) the tokens were counted at
 }

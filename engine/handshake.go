@@ -252,6 +252,9 @@ func (l *loop) admit(c *Conn, hdr []byte) (RejectReason, bool) {
 	}
 	c.user = l.hs.claims.Subject
 	c.grants = l.hs.claims.Channels
+	if l.hs.originSeen { // a refresh ticket must come from the same page
+		c.origin = l.internOrigin(l.hs.claims.Origin)
+	}
 	if exp := l.hs.claims.SessionExpires; !exp.IsZero() {
 		c.expires = sessionEnd(l.srv.now(), time.Until(exp))
 	}
@@ -369,4 +372,19 @@ func (l *loop) reject(c *Conn, reason RejectReason) gnet.Action {
 		_, _ = c.gc.Write(resp)
 	}
 	return gnet.Close
+}
+
+// internOrigin returns the handshake's Origin as a string without
+// allocating in the common cases: the ticket was bound to it (so its
+// claims hold the same text), or it is one of the configured Origins.
+func (l *loop) internOrigin(bound string) string {
+	if bound != "" { // originMatches held: bound is this Origin
+		return bound
+	}
+	for _, o := range l.srv.cfg.Origins {
+		if o == string(l.hs.origin) {
+			return o
+		}
+	}
+	return string(l.hs.origin)
 }
