@@ -14,6 +14,7 @@ import (
 
 	"github.com/turnstile-push/turnstile/auth/ticket"
 	ticketredis "github.com/turnstile-push/turnstile/auth/ticket/redis"
+	brokerredis "github.com/turnstile-push/turnstile/engine/broker/redis"
 )
 
 // redisConfig is the part of the configuration for many nodes on Redis
@@ -96,6 +97,7 @@ type redisDeps struct {
 	clients []rueidis.Client
 	cluster bool
 	tickets *ticketredis.Store
+	broker  *brokerredis.Broker // set by newRedisBroker
 
 	healthy  atomic.Bool
 	lastErr  atomic.Pointer[string]

@@ -244,6 +244,16 @@ func (b *Broker) shardFor(channel string) *shard {
 	return b.shards[jump(h.Sum64(), len(b.shards))]
 }
 
+// doIdempotent is do for reads (Position, History): one immediate retry, so
+// that a connection broken by a Redis restart costs a retry, not an error.
+func (b *Broker) doIdempotent(ctx context.Context, run func(ctx context.Context) rueidis.RedisResult) (rueidis.RedisResult, error) {
+	r, err := b.do(ctx, run)
+	if err != nil && ctx.Err() == nil {
+		r, err = b.do(ctx, run)
+	}
+	return r, err
+}
+
 // do runs one command or script with the timeout, counting it; any failure
 // but a Redis nil reply is ErrUnavailable.
 func (b *Broker) do(ctx context.Context, run func(ctx context.Context) rueidis.RedisResult) (rueidis.RedisResult, error) {

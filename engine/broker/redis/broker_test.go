@@ -460,3 +460,68 @@ func TestGapFilledFromHistory(t *testing.T) {
 		t.Fatalf("GapsFilled = %d, want 4", st.GapsFilled)
 	}
 }
+
+func TestPublishRefusesBadInput(t *testing.T) {
+	srv := redistest.Start(t)
+	a, _ := newNode(t, srv.Addr, nil)
+	before := srv.Calls()
+	if _, err := a.Publish(ctx, "", []byte(`1`), broker.PublishOptions{}); !errors.Is(err, broker.ErrEmptyChannel) {
+		t.Errorf("empty channel: %v", err)
+	}
+	long := string(make([]byte, broker.MaxIdempotencyKeyLen+1))
+	if _, err := a.Publish(ctx, "c", []byte(`1`), broker.PublishOptions{IdempotencyKey: long}); !errors.Is(err, broker.ErrIdempotencyKeyTooLong) {
+		t.Errorf("long key: %v", err)
+	}
+	for _, d := range []broker.Disconnect{{}, {User: "u", Conn: "c"}} {
+		if err := a.Disconnect(ctx, d); !errors.Is(err, broker.ErrBadDisconnect) {
+			t.Errorf("disconnect %+v: %v", d, err)
+		}
+	}
+	if after := srv.Calls(); after != before {
+		// The canary may publish meanwhile: count only non-canary calls.
+		st := srv.Info("commandstats")
+		if _, ok := st["cmdstat_evalsha"]; ok {
+			t.Errorf("a refused publish reached Redis")
+		}
+	}
+}
+
+// Redis restarted empty while a node's subscription was down: what was
+// published in the new epoch before the node resubscribed is delivered
+// from history, in order.
+func TestNewEpochAfterRestartDeliveredFromHistory(t *testing.T) {
+	srv := redistest.Start(t)
+	a, _ := newNode(t, srv.Addr, nil)
+	b, rb := newNode(t, srv.Addr, nil)
+	if err := b.Subscribe(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	first, err := a.Publish(ctx, "r", []byte(`"old"`), broker.PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb.waitFor(t, "first", func() bool { return len(rb.pubs) == 1 })
+	srv.Kill()
+	srv.Restart()
+	// Publish at once, before b's pub/sub is back (its backoff starts at
+	// 50ms): these reach b only through the catch-up.
+	var pos broker.Position
+	for i := 1; i <= 3; {
+		res, err := a.Publish(ctx, "r", []byte(strconv.Itoa(i)), broker.PublishOptions{})
+		if err != nil {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		pos = res.Position
+		i++
+	}
+	if pos.Epoch == first.Position.Epoch || pos.Offset != 3 {
+		t.Fatalf("after the restart: %+v, want offset 3 in a new epoch", pos)
+	}
+	rb.waitFor(t, "the new epoch's three", func() bool { return len(rb.pubs) >= 4 })
+	got := rb.channel("r")[1:]
+	assertSequence(t, got, 1, 3)
+	if got[0].Epoch != pos.Epoch {
+		t.Fatalf("epoch %q, want %q", got[0].Epoch, pos.Epoch)
+	}
+}

@@ -17,6 +17,12 @@ import (
 // message was published once and a retry with the same idempotency key
 // answers its result. Safe for concurrent use; blocks on Redis.
 func (b *Broker) Publish(ctx context.Context, channel string, data []byte, opts broker.PublishOptions) (broker.PublishResult, error) {
+	switch {
+	case channel == "":
+		return broker.PublishResult{}, broker.ErrEmptyChannel
+	case len(opts.IdempotencyKey) > broker.MaxIdempotencyKeyLen:
+		return broker.PublishResult{}, broker.ErrIdempotencyKeyTooLong
+	}
 	s := b.shardFor(channel)
 	meta, stream, pubsub := b.keys(channel)
 	idem, hasIdem := meta[:len(meta)-2]+":i:"+opts.IdempotencyKey, "0"
@@ -54,6 +60,9 @@ func (b *Broker) Broadcast(ctx context.Context, data []byte) error {
 // Disconnect publishes d on the control channel. Safe for concurrent use;
 // blocks on Redis.
 func (b *Broker) Disconnect(ctx context.Context, d broker.Disconnect) error {
+	if (d.User == "") == (d.Conn == "") {
+		return broker.ErrBadDisconnect
+	}
 	if d.Conn != "" {
 		return b.control(ctx, "c"+d.Conn)
 	}
@@ -73,7 +82,7 @@ func (b *Broker) control(ctx context.Context, msg string) error {
 func (b *Broker) Position(ctx context.Context, channel string) (broker.Position, error) {
 	s := b.shardFor(channel)
 	meta, stream, _ := b.keys(channel)
-	r, err := b.do(ctx, func(ctx context.Context) rueidis.RedisResult {
+	r, err := b.doIdempotent(ctx, func(ctx context.Context) rueidis.RedisResult {
 		return positionScript.Exec(ctx, s.client, []string{meta, stream}, []string{randomID(), ms(b.cfg.MetaTTL)})
 	})
 	if err != nil {
@@ -96,7 +105,7 @@ func (b *Broker) Position(ctx context.Context, channel string) (broker.Position,
 func (b *Broker) History(ctx context.Context, channel string, since broker.Position) ([]broker.Publication, broker.Position, error) {
 	s := b.shardFor(channel)
 	meta, stream, _ := b.keys(channel)
-	r, err := b.do(ctx, func(ctx context.Context) rueidis.RedisResult {
+	r, err := b.doIdempotent(ctx, func(ctx context.Context) rueidis.RedisResult {
 		return historyScript.Exec(ctx, s.client, []string{meta, stream}, []string{
 			randomID(), ms(b.cfg.MetaTTL), since.Epoch,
 			strconv.FormatUint(since.Offset, 10), strconv.Itoa(b.cfg.HistorySize),

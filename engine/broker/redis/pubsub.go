@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -264,13 +265,18 @@ func (s *shard) deliver(h broker.Handler, p broker.Publication) {
 	s.mu.Lock()
 	last, known := s.last[p.Channel]
 	s.mu.Unlock()
-	if known && last.Epoch == p.Epoch {
+	switch {
+	case known && last.Epoch == p.Epoch:
 		if p.Offset <= last.Offset {
 			return // a duplicate: already delivered (by a gap fill)
 		}
 		if p.Offset > last.Offset+1 {
 			s.fill(h, p.Channel, last, p.Offset-1)
 		}
+	case known && p.Offset > 1:
+		// A new epoch (Redis lost the channel) whose first messages this
+		// node missed: they were all published after its last delivery.
+		s.fill(h, p.Channel, broker.Position{Epoch: p.Epoch}, p.Offset-1)
 	}
 	s.setLast(p.Channel, broker.Position{Offset: p.Offset, Epoch: p.Epoch})
 	h.HandlePublication(p)
@@ -280,7 +286,11 @@ func (s *shard) deliver(h broker.Handler, p broker.Publication) {
 // gap history cannot fill is counted (the clients find it by offset and
 // recover or are told recovered:false).
 func (s *shard) fill(h broker.Handler, channel string, last broker.Position, upTo uint64) {
-	pubs, _, err := s.b.History(s.b.ctx, channel, last)
+	var pubs []broker.Publication
+	err := s.retry(func() (err error) {
+		pubs, _, err = s.b.History(s.b.ctx, channel, last)
+		return err
+	})
 	if err != nil {
 		s.b.stats.gapsLost.Add(1)
 		return
@@ -305,12 +315,41 @@ func (s *shard) catchUp(h broker.Handler) {
 	}
 	s.mu.Unlock()
 	for ch, last := range todo {
-		pos, err := s.b.Position(s.b.ctx, ch)
-		if err != nil || pos.Epoch != last.Epoch || pos.Offset <= last.Offset {
+		var pos broker.Position
+		if err := s.retry(func() (err error) {
+			pos, err = s.b.Position(s.b.ctx, ch)
+			return err
+		}); err != nil {
+			s.b.stats.gapsLost.Add(1)
 			continue
 		}
-		s.fill(h, ch, last, pos.Offset)
+		if pos.Epoch != last.Epoch {
+			// Redis lost the channel meanwhile: everything of the new
+			// epoch came after what this node delivered.
+			last = broker.Position{Epoch: pos.Epoch}
+		}
+		if pos.Offset > last.Offset {
+			s.fill(h, ch, last, pos.Offset)
+		}
 	}
+}
+
+// retry runs f until it succeeds, fails with anything but ErrUnavailable,
+// or about 2 s pass: right after a reconnect the command connection may
+// still be the broken one.
+func (s *shard) retry(f func() error) error {
+	var err error
+	for range 40 {
+		if err = f(); err == nil || !errors.Is(err, broker.ErrUnavailable) || s.b.ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-s.b.ctx.Done():
+			return err
+		}
+	}
+	return err
 }
 
 func (s *shard) setLast(channel string, p broker.Position) {
