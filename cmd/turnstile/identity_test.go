@@ -361,3 +361,34 @@ func TestBinaryRefusesBadKeys(t *testing.T) {
 		})
 	}
 }
+
+// The real binary fetches the JWK Set over https (trusting the provider's
+// certificate through SSL_CERT_FILE, as an operator's CA bundle would).
+func TestEndToEndJWKSOverHTTPS(t *testing.T) {
+	idp := testidp.NewTLS(t)
+	if !strings.HasPrefix(idp.URL(), "https://127.0.0.1:") {
+		t.Fatalf("provider URL %s", idp.URL())
+	}
+	// Untrusted certificate: no keys, every token refused (TLS is verified).
+	untrusted := startWithIdP(t, idp)
+	if code, _, _ := untrusted.ticketStatus(t, idp.Mint(t, "rsa-1", testidp.Claims("maggie")), ""); code != http.StatusUnauthorized {
+		t.Errorf("JWK Set behind an untrusted certificate: /ws_ticket %d, want 401", code)
+	}
+	for end := time.Now().Add(5 * time.Second); !strings.Contains(untrusted.Logs(), "certificate") && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(untrusted.Logs(), "certificate") {
+		t.Errorf("no log line says the certificate was refused:\n%s", untrusted.Logs())
+	}
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, idp.CertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SSL_CERT_FILE", ca)
+	s := startWithIdP(t, idp)
+	for _, kid := range []string{"rsa-1", "ec-1"} {
+		if code, _, _ := s.ticketStatus(t, idp.Mint(t, kid, testidp.Claims("maggie")), ""); code != 200 {
+			t.Errorf("%s token, JWK Set over https: /ws_ticket %d", kid, code)
+		}
+	}
+}

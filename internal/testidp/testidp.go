@@ -13,6 +13,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -75,11 +76,22 @@ func rsaKey(i int) *rsa.PrivateKey {
 func OtherRSA() *rsa.PrivateKey { return rsaKey(4) }
 
 // New starts a provider publishing an RS256 key "rsa-1" and an ES256 key
-// "ec-1"; it stops at the end of the test.
-func New(t testing.TB) *Provider {
+// "ec-1" over plain http on 127.0.0.1; it stops at the end of the test.
+func New(t testing.TB) *Provider { return start(t, httptest.NewServer) }
+
+// NewTLS is New over https, with a self-signed certificate for 127.0.0.1
+// (CertPEM, for a client to trust).
+func NewTLS(t testing.TB) *Provider { return start(t, httptest.NewTLSServer) }
+
+// CertPEM is the https provider's certificate, PEM-encoded.
+func (p *Provider) CertPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.srv.Certificate().Raw})
+}
+
+func start(t testing.TB, serve func(http.Handler) *httptest.Server) *Provider {
 	t.Helper()
 	p := &Provider{}
-	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
+	p.srv = serve(http.HandlerFunc(p.serve))
 	t.Cleanup(p.srv.Close)
 	p.Add("rsa-1", jwt.SigningMethodRS256)
 	p.Add("ec-1", jwt.SigningMethodES256)
