@@ -42,3 +42,27 @@ func TestAllocations(t *testing.T) {
 		t.Fatalf("the handler saw %d publications: the measured path did not deliver", h.n.Load())
 	}
 }
+
+// A history of one message replaces it in place: still one allocation.
+func TestAllocationsHistoryOfOne(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race; run without it")
+	}
+	m, err := NewMemory(MemoryConfig{HistorySize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(&nopHandler{}); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	publish(t, m, "one", "0")
+	data := []byte(`1`)
+	if n := testing.AllocsPerRun(1000, func() {
+		if _, err := m.Publish(ctx, "one", data, PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 1 {
+		t.Errorf("Publish to a history of one: %.2f allocations, want at most 1", n)
+	}
+}

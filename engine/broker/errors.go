@@ -34,10 +34,9 @@ var (
 	// ErrNotSubscribed: Unsubscribe of a channel this node is not
 	// subscribed to.
 	ErrNotSubscribed = errors.New("broker: channel not subscribed")
+	// ErrBadDisconnect: a Disconnect with neither or both of User and Conn.
+	ErrBadDisconnect = errors.New("broker: disconnect needs exactly one of user and conn")
 	// ErrBadConfig: NewMemory was given a negative limit; the error wraps
 	// it with the field's name.
 	ErrBadConfig = errors.New("broker: bad config")
 )
-
-// ErrBadDisconnect: a Disconnect with neither or both of User and Conn.
-var ErrBadDisconnect = errors.New("broker: disconnect needs exactly one of user and conn")

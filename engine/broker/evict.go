@@ -12,15 +12,16 @@ import (
 // channel's shard) with a sequence number drawn from one atomic counter
 // (an atomic add, not a lock) while the stripe's mutex is held, so each
 // queue is sorted by sequence and the oldest message of all is exactly the
-// smallest head among the stripes. A
-// queue entry whose message already left its channel (size limit, TTL, a
-// freed channel) is stale and skipped: a channel's messages only ever leave
-// from its oldest end, so an entry is stale exactly when its offset is
-// below the channel's lowest kept offset (channel.lo, an atomic).
+// smallest head among the stripes. A queue entry whose message already
+// left its channel (size limit, TTL, a freed channel) is stale and
+// skipped: a channel's messages only ever leave from its oldest end, so an
+// entry is stale exactly when its offset is below its channel's lowest
+// kept offset (channel.lo, an atomic; a reborn channel is another object).
 //
 // Costs: a publish pushes one entry (amortized O(1); a queue is compacted
 // when stale entries outnumber live ones, so it stays O(live messages));
-// an eviction scans fifoStripes heads.
+// an eviction reads fifoStripes head sequences without locks and pops a
+// run from one stripe.
 const fifoStripes = 8
 
 type fifoEntry struct {
@@ -76,6 +77,10 @@ func (f *fifo) compact() {
 	}
 	clear(f.q[w:])
 	f.q, f.head = f.q[:w], 0
+	if cap(f.q) >= 4096 && 4*w <= cap(f.q) {
+		// Most entries were stale after a burst: give back the slots.
+		f.q = append(make([]fifoEntry, 0, 2*w), f.q...)
+	}
 	f.setMin()
 }
 

@@ -60,11 +60,7 @@ func (r *ring) grow(limit int) {
 	if c > limit {
 		c = limit
 	}
-	nb := make([]histEntry, c)
-	for i := 0; i < r.n; i++ {
-		nb[i] = *r.at(i)
-	}
-	r.buf, r.head = nb, 0
+	r.resize(c)
 }
 
 // pop removes and returns the oldest entry; the ring must not be empty.
@@ -79,10 +75,26 @@ func (r *ring) pop() histEntry {
 	return e
 }
 
-// release drops the buffer of an empty ring, so a channel whose history
-// expired keeps no slots. Not called when a pop only makes room for a push.
+// release fits the buffer to what is left after trimming: none for an
+// empty ring (a channel whose history expired keeps no slots), half when
+// at most a quarter is used (a channel that once held many messages does
+// not keep their slots after eviction cut it down). Amortized O(1): a
+// halving copies at most a quarter of the slots it frees. Not called when
+// a pop only makes room for a push.
 func (r *ring) release() {
-	if r.n == 0 {
+	switch {
+	case r.n == 0:
 		r.buf, r.head = nil, 0
+	case len(r.buf) >= 16 && r.n <= len(r.buf)/4:
+		r.resize(len(r.buf) / 2)
 	}
+}
+
+// resize moves the entries, oldest first, into a new buffer of c slots.
+func (r *ring) resize(c int) {
+	nb := make([]histEntry, c)
+	for i := 0; i < r.n; i++ {
+		nb[i] = *r.at(i)
+	}
+	r.buf, r.head = nb, 0
 }

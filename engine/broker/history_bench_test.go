@@ -73,11 +73,13 @@ func BenchmarkHistoryAppend(b *testing.B) {
 		}
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu := processCPU()
 		for b.Loop() {
 			if _, err := m.Publish(ctx, "news", benchData, PublishOptions{}); err != nil {
 				b.Fatal(err)
 			}
 		}
+		cpuPerOp(b, cpu)
 	})
 	b.Run("naive", func(b *testing.B) {
 		n := &naiveHistory{size: DefaultHistorySize, m: map[string]*naiveChannel{}}
@@ -86,9 +88,11 @@ func BenchmarkHistoryAppend(b *testing.B) {
 		}
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu := processCPU()
 		for b.Loop() {
 			n.publish("news", benchData)
 		}
+		cpuPerOp(b, cpu)
 	})
 }
 
@@ -103,6 +107,7 @@ func BenchmarkHistoryAppendParallel(b *testing.B) {
 		m := benchMemory(b)
 		var next atomic.Uint64
 		b.ReportAllocs()
+		cpu := processCPU()
 		b.RunParallel(func(pb *testing.PB) {
 			i := next.Add(7919)
 			for pb.Next() {
@@ -113,11 +118,13 @@ func BenchmarkHistoryAppendParallel(b *testing.B) {
 				}
 			}
 		})
+		cpuPerOp(b, cpu)
 	})
 	b.Run("naive", func(b *testing.B) {
 		n := &naiveHistory{size: DefaultHistorySize, m: map[string]*naiveChannel{}}
 		var next atomic.Uint64
 		b.ReportAllocs()
+		cpu := processCPU()
 		b.RunParallel(func(pb *testing.PB) {
 			i := next.Add(7919)
 			for pb.Next() {
@@ -125,6 +132,7 @@ func BenchmarkHistoryAppendParallel(b *testing.B) {
 				n.publish(names[i%1024], benchData)
 			}
 		})
+		cpuPerOp(b, cpu)
 	})
 }
 
@@ -138,12 +146,14 @@ func BenchmarkHistoryRead(b *testing.B) {
 	}
 	since := Position{Offset: pos.Offset - 100, Epoch: pos.Epoch}
 	b.ReportAllocs()
+	cpu := processCPU()
 	for b.Loop() {
 		pubs, _, err := m.History(ctx, "news", since)
 		if err != nil || len(pubs) != 100 {
 			b.Fatal(len(pubs), err)
 		}
 	}
+	cpuPerOp(b, cpu)
 }
 
 // BenchmarkHistoryEvict publishes round-robin to 1,024 channels with
@@ -174,12 +184,14 @@ func BenchmarkHistoryEvict(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := processCPU()
 			for b.Loop() {
 				i++
 				if _, err := m.Publish(ctx, names[i%1024], benchData, PublishOptions{}); err != nil {
 					b.Fatal(err)
 				}
 			}
+			cpuPerOp(b, cpu)
 			b.StopTimer()
 			if st := m.Stats(); st.HistoryBytes > bc.maxBytes {
 				b.Fatalf("%d bytes over the limit %d", st.HistoryBytes, bc.maxBytes)

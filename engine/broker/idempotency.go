@@ -13,6 +13,7 @@ type idemKeys struct {
 	m     map[string]idemResult
 	order []idemOrder
 	head  int
+	peak  int // most keys m held since it was made: Go maps do not shrink
 }
 
 type idemResult struct {
@@ -47,6 +48,7 @@ func (k *idemKeys) record(key string, offset uint64, expires int64) bool {
 	key = strings.Clone(key)
 	k.m[key] = idemResult{offset: offset, expires: expires}
 	k.order = append(k.order, idemOrder{key: key, expires: expires})
+	k.peak = max(k.peak, len(k.m))
 	return !had
 }
 
@@ -72,8 +74,17 @@ func (k *idemKeys) expire(now int64) int {
 		clear(k.order[kept:])
 		k.order, k.head = k.order[:kept], 0
 	}
-	if len(k.m) == 0 {
-		k.m = nil // an idle channel keeps no map
+	switch {
+	case len(k.m) == 0:
+		k.m, k.peak = nil, 0 // an idle channel keeps no map
+	case k.peak >= 64 && len(k.m) <= k.peak/4:
+		// A burst of keys has mostly expired: a fresh map sized for the
+		// rest (amortized O(1): the copy is a quarter of what expired).
+		nm := make(map[string]idemResult, len(k.m))
+		for key, r := range k.m {
+			nm[key] = r
+		}
+		k.m, k.peak = nm, len(nm)
 	}
 	return n
 }

@@ -59,8 +59,10 @@ func (m *Memory) Publish(ctx context.Context, channel string, data []byte, opts 
 		c.fifo.live.Add(1)
 	}
 	c.hist.push(e, m.size)
-	m.bytes.Add(delta)
 	c.fifo.push(&m.seq, c, off)
+	// Counted after it is queued: bytes over the limit are always in some
+	// eviction queue, so an evictor that finds every queue empty may stop.
+	m.bytes.Add(delta)
 	if key != "" && c.keys.record(key, off, now+m.ttl) {
 		m.keys.Add(1)
 	}

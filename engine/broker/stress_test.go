@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"flag"
 	"fmt"
 	"strconv"
 	"strings"
@@ -8,6 +9,8 @@ import (
 	"testing"
 	"time"
 )
+
+var stressTime = flag.Duration("broker.stress", 300*time.Millisecond, "how long TestConcurrentEverything runs")
 
 // TestConcurrentEverything runs publishers, readers, subscribe toggles and
 // a fast sweep at once against small limits (under -race in make test),
@@ -103,7 +106,7 @@ func TestConcurrentEverything(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(*stressTime)
 	close(stop)
 	wg.Wait()
 	close(reads)

@@ -52,8 +52,9 @@ func (m *Memory) sweep() {
 			}
 			c.mu.Unlock()
 		}
+		shrink := s.peak >= 64 && len(s.chans)-len(idle) <= s.peak/4
 		s.mu.RUnlock()
-		if len(idle) == 0 {
+		if len(idle) == 0 && !shrink {
 			continue
 		}
 		s.mu.Lock()
@@ -64,6 +65,14 @@ func (m *Memory) sweep() {
 				m.free(s, c)
 			}
 			c.mu.Unlock()
+		}
+		if s.peak >= 64 && len(s.chans) <= s.peak/4 {
+			// Most channels of a burst are gone: a map sized for the rest.
+			nm := make(map[string]*channel, len(s.chans))
+			for name, c := range s.chans {
+				nm[name] = c
+			}
+			s.chans, s.peak = nm, len(nm)
 		}
 		s.mu.Unlock()
 	}
