@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -151,13 +150,6 @@ func (s *Server) Broadcast(data []byte) int {
 	}
 	return n
 }
-
-// ErrBrokerUnavailable is broker.ErrUnavailable, for callers of the engine.
-var ErrBrokerUnavailable = broker.ErrUnavailable
-
-// IsUnavailable reports whether err means the broker cannot be reached
-// (answer 503 and retry later).
-func IsUnavailable(err error) bool { return errors.Is(err, broker.ErrUnavailable) }
 
 // disconnect closes this loop's connections named by d with 4001.
 func (l *loop) disconnect(d broker.Disconnect) int {

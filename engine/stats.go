@@ -42,7 +42,7 @@ type Stats struct {
 	Rejected      [NumRejectReasons]uint64 // handshakes refused, by reason
 	MessagesIn    uint64                   // complete data messages received
 	MessagesOut   uint64                   // data frames written (welcome, echo, pushes)
-	Publishes     uint64                   // Publish and Broadcast calls
+	Publishes     uint64                   // channel, user and broadcast publishes
 	SlowConsumers uint64                   // connections closed for queueing too much
 
 	Channels      int64 // channels with a local subscriber now

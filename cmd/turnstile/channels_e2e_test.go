@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -229,4 +230,29 @@ func TestEndToEndHistoryLimit(t *testing.T) {
 	}
 	s.publishJSON(t, "/publish", `{"channel":"news","data":"live"}`)
 	c.expectMessage(t, "news", 4, "live")
+
+	// The personal channel through the URL: another epoch is recovered:false.
+	s.publishJSON(t, "/publish", `{"user":"maggie","data":"p1"}`)
+	c2, w := connectMaggie(t, s, "&since=0:not-an-epoch")
+	if w["recovered"] != false || w["missed"] != nil || w["offset"] != 1.0 {
+		t.Fatalf("welcome %v, want recovered:false at 1", w)
+	}
+	// More than 100 commands at once: closed with 1008.
+	var flood []byte
+	for range 150 {
+		flood = append(flood, wsFrame(`{"type":"ping"}`)...)
+	}
+	if _, err := c2.conn.Write(flood); err != nil {
+		t.Fatal(err)
+	}
+	if code := c2.readClose(t); code != 1008 {
+		t.Fatalf("command flood: close %d, want 1008", code)
+	}
+}
+
+// wsFrame is one masked client text frame.
+func wsFrame(msg string) []byte {
+	var b bytes.Buffer
+	_ = wsutil.WriteClientText(&b, []byte(msg))
+	return b.Bytes()
 }
