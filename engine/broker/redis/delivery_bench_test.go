@@ -33,7 +33,7 @@ func (h *latencyHandler) HandlePublication(p broker.Publication) {
 func (h *latencyHandler) HandleBroadcast([]byte)             {}
 func (h *latencyHandler) HandleDisconnect(broker.Disconnect) {}
 
-// Publish → deliver through Redis, one publisher goroutine at a time
+// Publish → deliver, beside the embedded broker of one node: through Redis, one publisher goroutine at a time
 // (latency, not throughput): the subscriber is the publishing node itself
 // (1 node) or another node (cross-node), and with two more subscribed
 // nodes (3 nodes: every publication delivered three times).
@@ -41,12 +41,28 @@ func (h *latencyHandler) HandleDisconnect(broker.Disconnect) {}
 //	go test -run '^$' -bench Delivery -benchmem ./engine/broker/redis
 func BenchmarkDelivery(b *testing.B) {
 	srv := redistest.Start(b)
+	b.Run("embedded/1node", func(b *testing.B) {
+		// The alternative: the in-process broker of a single node.
+		h := &latencyHandler{want: b.N, done: make(chan struct{})}
+		m, err := broker.NewMemory(broker.MemoryConfig{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Start(h); err != nil {
+			b.Fatal(err)
+		}
+		defer m.Close()
+		if err := m.Subscribe(ctx, "bench"); err != nil {
+			b.Fatal(err)
+		}
+		runDelivery(b, m, []*latencyHandler{h})
+	})
 	for _, tc := range []struct {
 		name        string
 		subscribers int
 		self        bool
 	}{{"1node", 1, true}, {"cross-node", 1, false}, {"3nodes", 3, false}} {
-		b.Run(tc.name, func(b *testing.B) {
+		b.Run("redis/"+tc.name, func(b *testing.B) {
 			var handlers []*latencyHandler
 			for range tc.subscribers {
 				handlers = append(handlers, &latencyHandler{want: b.N, done: make(chan struct{})})
@@ -66,31 +82,37 @@ func BenchmarkDelivery(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				data := strconv.AppendInt(nil, time.Now().UnixNano(), 10)
-				if _, err := pub.Publish(ctx, "bench", data, broker.PublishOptions{}); err != nil {
-					b.Fatal(err)
-				}
-			}
-			for _, h := range handlers {
-				select {
-				case <-h.done:
-				case <-time.After(10 * time.Second):
-					b.Fatal("deliveries missing")
-				}
-			}
-			b.StopTimer()
-			var all []time.Duration
-			for _, h := range handlers {
-				all = append(all, h.lat...)
-			}
-			slices.Sort(all)
-			b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
-			b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
+			runDelivery(b, pub, handlers)
 		})
 	}
+}
+
+// runDelivery publishes b.N messages through pub, one at a time, and
+// reports the publish→deliver latency over every handler.
+func runDelivery(b *testing.B, pub broker.Broker, handlers []*latencyHandler) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		data := strconv.AppendInt(nil, time.Now().UnixNano(), 10)
+		if _, err := pub.Publish(ctx, "bench", data, broker.PublishOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, h := range handlers {
+		select {
+		case <-h.done:
+		case <-time.After(10 * time.Second):
+			b.Fatal("deliveries missing")
+		}
+	}
+	b.StopTimer()
+	var all []time.Duration
+	for _, h := range handlers {
+		all = append(all, h.lat...)
+	}
+	slices.Sort(all)
+	b.ReportMetric(float64(all[len(all)/2])/1e3, "p50-µs")
+	b.ReportMetric(float64(all[len(all)*99/100])/1e3, "p99-µs")
 }
 
 func benchNode(b *testing.B, addr string, h broker.Handler) *Broker {
