@@ -217,3 +217,28 @@ func TestAsyncAdmissionMaxConnsRecheckedAfterRedeem(t *testing.T) {
 		t.Fatalf("OpenConns = %d, want 1", n)
 	}
 }
+
+// A refresh through an AsyncRedeemer is redeemed off the loop and answered
+// on it; a ticket refused at once is answered at once.
+func TestAsyncRefresh(t *testing.T) {
+	st := newAsyncStore(false)
+	s := startAsync(t, st, Config{})
+	c := connectCh(t, s, st.memStore, ticket.Claims{Subject: "maggie", SessionExpires: time.Now().Add(time.Minute)}, "")
+	before := st.started.Load()
+	later := time.Now().Add(time.Hour).Truncate(time.Second)
+	c.send(`{"type":"refresh","id":4,"ticket":"` + st.addClaims(ticket.Claims{Subject: "maggie", SessionExpires: later}) + `"}`)
+	if m := c.expect("refreshed"); num(t, m, "id") != 4 || num(t, m, "expires") != later.Unix() {
+		t.Fatalf("refreshed %v", m)
+	}
+	if got := st.started.Load() - before; got != 1 {
+		t.Fatalf("%d async redeems for the refresh, want 1 (the inline Redeem must not run on the loop)", got)
+	}
+	c.send(`{"type":"refresh","id":5,"ticket":"forged` + strings.Repeat("F", 20) + `"}`)
+	if m := c.expect("error"); m["code"] != codeForbidden || num(t, m, "id") != 5 {
+		t.Fatalf("forged ticket: %v", m)
+	}
+	c.send(`{"type":"refresh","id":6,"ticket":"` + st.add("bob") + `"}`)
+	if m := c.expect("error"); m["code"] != codeForbidden || num(t, m, "id") != 6 {
+		t.Fatalf("other user's ticket: %v", m)
+	}
+}
