@@ -39,13 +39,11 @@ type loop struct {
 	sweepTask   gnet.RunnableFunc
 
 	// Bounded turns (turn.go): connections waiting for another turn, and
-	// the latest ping of the turn in progress.
+	// the pongs of the turn in progress.
 	resume, resumeSpare []*Conn
 	resumeQueued        bool
 	resumeTask          gnet.RunnableFunc
-	pong                [125]byte
-	pongLen             int
-	pongPending         bool
+	pongs               []byte // the turn's pending pong frames
 
 	quota *quotaFuncs // MaxConnsPerUser's callbacks for this loop
 

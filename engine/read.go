@@ -13,7 +13,7 @@ func (l *loop) readFrames(c *Conn) gnet.Action {
 	if action == gnet.None {
 		l.flushPong(c)
 	} else {
-		l.pongPending = false
+		l.pongs = l.pongs[:0]
 	}
 	return action
 }
@@ -101,12 +101,7 @@ func (l *loop) onFrame(c *Conn, h ws.Header, payload []byte) gnet.Action {
 		if c.phase != phaseOpen {
 			return gnet.None
 		}
-		if l.pongPending || c.gc.OutboundBuffered() > 0 {
-			l.queuePong(payload) // the client is behind: coalesce
-			return gnet.None
-		}
-		l.out = appendFrame(l.out[:0], true, ws.OpPong, payload)
-		l.send(c, l.out)
+		l.queuePong(c, payload)
 		return gnet.None
 	case ws.OpPong:
 		return gnet.None

@@ -59,27 +59,28 @@ func (l *loop) runResume() {
 	l.resumeSpare = batch[:0]
 }
 
-// queuePong remembers the payload of the latest ping of this turn, for a
-// client that has not read what is queued for it yet: one pong answers it
-// when the turn ends (or before the next frame we write), so a ping flood
-// from a client that does not read costs one queued pong per turn, not one
-// per ping. RFC 6455 5.5.3 allows answering only the most recent ping.
-func (l *loop) queuePong(payload []byte) {
-	l.pongLen = copy(l.pong[:], payload)
-	l.pongPending = true
+// queuePong answers a ping at the end of the turn (or before the next frame
+// we write), so that the pongs of a turn leave in one write, not one
+// syscall per ping. While the client has not read what is already queued
+// for it, a new ping replaces the pongs still pending instead of adding to
+// them (RFC 6455 5.5.3 allows answering only the most recent ping): a ping
+// flood from a client that does not read costs one queued pong per turn.
+func (l *loop) queuePong(c *Conn, payload []byte) {
+	if c.gc.OutboundBuffered() > 0 {
+		l.pongs = l.pongs[:0]
+	}
+	l.pongs = appendFrame(l.pongs, true, ws.OpPong, payload)
 }
 
-// flushPong writes the pending pong, through the outbound limit.
+// flushPong writes the pending pongs, through the outbound limit.
 func (l *loop) flushPong(c *Conn) {
-	if !l.pongPending {
+	if len(l.pongs) == 0 {
 		return
 	}
-	l.pongPending = false
-	if c.phase != phaseOpen {
-		return
+	if c.phase == phaseOpen {
+		l.send(c, l.pongs)
 	}
-	l.out = appendFrame(l.out[:0], true, ws.OpPong, l.pong[:l.pongLen])
-	l.send(c, l.out)
+	l.pongs = l.pongs[:0]
 }
 
 // send writes one frame for the client unless it would take c's queue past
