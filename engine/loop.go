@@ -39,11 +39,13 @@ type loop struct {
 	sweepTask   gnet.RunnableFunc
 
 	// Bounded turns (turn.go): connections waiting for another turn, and
-	// the pongs of the turn in progress.
+	// the frames the turn in progress answers with.
 	resume, resumeSpare []*Conn
 	resumeQueued        bool
 	resumeTask          gnet.RunnableFunc
-	pongs               []byte // the turn's pending pong frames
+	batch               []byte // the turn's pongs and echoes, written at its end
+	batchPong           int    // offset of a pong ending batch; -1: none
+	batchMsgs           int    // echoes in batch
 
 	quota *quotaFuncs // MaxConnsPerUser's callbacks for this loop
 
@@ -56,7 +58,7 @@ type deadline struct {
 }
 
 func newLoop(s *Server, el gnet.EventLoop, index int) *loop {
-	l := &loop{srv: s, el: el, index: index, users: make(map[string]*Conn)}
+	l := &loop{srv: s, el: el, index: index, users: make(map[string]*Conn), batchPong: -1}
 	l.quota = newQuotaFuncs(s.cfg.MaxConnsPerUser)
 	l.up = l.newUpgrader()
 	l.sweepTask = func(context.Context) error {

@@ -11,9 +11,9 @@ import (
 func (l *loop) readFrames(c *Conn) gnet.Action {
 	action := l.readTurn(c)
 	if action == gnet.None {
-		l.flushPong(c)
+		l.flushBatch(c)
 	} else {
-		l.pongs = l.pongs[:0]
+		l.resetBatch()
 	}
 	return action
 }
@@ -153,12 +153,7 @@ func (l *loop) deliver(c *Conn, op ws.OpCode, msg []byte) gnet.Action {
 	cfg := &l.srv.cfg
 	switch {
 	case cfg.Echo:
-		l.flushPong(c)
-		if c.phase != phaseOpen {
-			return gnet.None // closed as a slow consumer
-		}
-		l.out = appendFrame(l.out[:0], true, op, msg)
-		l.push(c, l.out)
+		l.queueEcho(op, msg)
 	case cfg.OnMessage != nil:
 		cfg.OnMessage(c, byte(op), msg)
 	}
@@ -171,7 +166,7 @@ func (l *loop) onClose(c *Conn, payload []byte) gnet.Action {
 	if c.phase != phaseOpen {
 		return gnet.Close // the client answered our close
 	}
-	l.flushPong(c)
+	l.flushBatch(c)
 	if c.phase != phaseOpen {
 		return gnet.Close
 	}
@@ -204,7 +199,7 @@ func (l *loop) onClose(c *Conn, payload []byte) gnet.Action {
 
 // fail sends r's close frame and asks gnet to close the connection.
 func (l *loop) fail(c *Conn, r CloseReason) gnet.Action {
-	l.flushPong(c)
+	l.flushBatch(c)
 	if c.phase == phaseOpen {
 		l.sendClose(c, r)
 	}
