@@ -203,6 +203,9 @@ func isBase64URL(b []byte) bool {
 // leaves in l.hs.io.out the 101 response followed by the welcome frame; on
 // failure it returns the reason and leaves no MaxConns slot held.
 func (l *loop) admit(c *Conn, hdr []byte) (RejectReason, bool) {
+	if !requestWellFormed(hdr) {
+		return RejectBadRequest, false
+	}
 	l.hs.io.in = hdr
 	l.hs.io.out = l.hs.io.out[:0]
 	l.hs.reserved, l.hs.ticketOK = false, false

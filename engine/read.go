@@ -11,9 +11,9 @@ import (
 func (l *loop) readFrames(c *Conn) gnet.Action {
 	action := l.readTurn(c)
 	if action == gnet.None {
-		l.flushPong(c)
+		l.flushBatch(c)
 	} else {
-		l.pongPending = false
+		l.resetBatch()
 	}
 	return action
 }
@@ -50,6 +50,9 @@ func (l *loop) readTurn(c *Conn) gnet.Action {
 		}
 		total := int64(hl) + h.Length
 		if int64(n) < total {
+			if !l.validatePartial(c, h, hl, n) {
+				return l.fail(c, CloseInvalidUTF8)
+			}
 			return gnet.None
 		}
 		frame, err := gc.Peek(int(total))
@@ -59,6 +62,7 @@ func (l *loop) readTurn(c *Conn) gnet.Action {
 		payload := frame[hl:]
 		ws.Cipher(payload, h.Mask, 0)
 		action := l.onFrame(c, h, payload)
+		c.utf8Seen = 0
 		if c.phase == phaseClosed {
 			return gnet.None // gnet closed it while we wrote; c is gone
 		}
@@ -97,12 +101,7 @@ func (l *loop) onFrame(c *Conn, h ws.Header, payload []byte) gnet.Action {
 		if c.phase != phaseOpen {
 			return gnet.None
 		}
-		if l.pongPending || c.gc.OutboundBuffered() > 0 {
-			l.queuePong(payload) // the client is behind: coalesce
-			return gnet.None
-		}
-		l.out = appendFrame(l.out[:0], true, ws.OpPong, payload)
-		l.send(c, l.out)
+		l.queuePong(c, payload)
 		return gnet.None
 	case ws.OpPong:
 		return gnet.None
@@ -115,14 +114,14 @@ func (l *loop) onFrame(c *Conn, h ws.Header, payload []byte) gnet.Action {
 	keep := l.srv.cfg.Echo || l.srv.cfg.OnMessage != nil
 	if h.OpCode != ws.OpContinuation {
 		if h.Fin {
-			if h.OpCode == ws.OpText && !validUTF8(payload) {
+			if h.OpCode == ws.OpText && !l.wholeText(c, payload) {
 				return l.fail(c, CloseInvalidUTF8)
 			}
 			return l.deliver(c, h.OpCode, payload)
 		}
 		c.fragOp = h.OpCode
 		c.fragLen = len(payload)
-		if h.OpCode == ws.OpText && !c.utf8.write(payload) {
+		if h.OpCode == ws.OpText && !c.utf8.write(c.unseen(payload)) {
 			return l.fail(c, CloseInvalidUTF8)
 		}
 		if keep {
@@ -131,7 +130,7 @@ func (l *loop) onFrame(c *Conn, h ws.Header, payload []byte) gnet.Action {
 		return gnet.None
 	}
 	c.fragLen += len(payload)
-	if c.fragOp == ws.OpText && !c.utf8.write(payload) {
+	if c.fragOp == ws.OpText && !c.utf8.write(c.unseen(payload)) {
 		return l.fail(c, CloseInvalidUTF8)
 	}
 	if keep {
@@ -154,12 +153,7 @@ func (l *loop) deliver(c *Conn, op ws.OpCode, msg []byte) gnet.Action {
 	cfg := &l.srv.cfg
 	switch {
 	case cfg.Echo:
-		l.flushPong(c)
-		if c.phase != phaseOpen {
-			return gnet.None // closed as a slow consumer
-		}
-		l.out = appendFrame(l.out[:0], true, op, msg)
-		l.push(c, l.out)
+		l.queueEcho(op, msg)
 	case cfg.OnMessage != nil:
 		cfg.OnMessage(c, byte(op), msg)
 	}
@@ -172,7 +166,7 @@ func (l *loop) onClose(c *Conn, payload []byte) gnet.Action {
 	if c.phase != phaseOpen {
 		return gnet.Close // the client answered our close
 	}
-	l.flushPong(c)
+	l.flushBatch(c)
 	if c.phase != phaseOpen {
 		return gnet.Close
 	}
@@ -205,7 +199,7 @@ func (l *loop) onClose(c *Conn, payload []byte) gnet.Action {
 
 // fail sends r's close frame and asks gnet to close the connection.
 func (l *loop) fail(c *Conn, r CloseReason) gnet.Action {
-	l.flushPong(c)
+	l.flushBatch(c)
 	if c.phase == phaseOpen {
 		l.sendClose(c, r)
 	}
