@@ -39,13 +39,13 @@ type loop struct {
 	sweepTask   gnet.RunnableFunc
 
 	// Bounded turns (turn.go): connections waiting for another turn, and
-	// the latest ping of the turn in progress.
+	// the frames the turn in progress answers with.
 	resume, resumeSpare []*Conn
 	resumeQueued        bool
 	resumeTask          gnet.RunnableFunc
-	pong                [125]byte
-	pongLen             int
-	pongPending         bool
+	batch               []byte // the turn's pongs and echoes, written at its end
+	batchPong           int    // offset of a pong ending batch; -1: none
+	batchMsgs           int    // echoes in batch
 
 	quota *quotaFuncs // MaxConnsPerUser's callbacks for this loop
 
@@ -58,7 +58,7 @@ type deadline struct {
 }
 
 func newLoop(s *Server, el gnet.EventLoop, index int) *loop {
-	l := &loop{srv: s, el: el, index: index, users: make(map[string]*Conn)}
+	l := &loop{srv: s, el: el, index: index, users: make(map[string]*Conn), batchPong: -1}
 	l.quota = newQuotaFuncs(s.cfg.MaxConnsPerUser)
 	l.up = l.newUpgrader()
 	l.sweepTask = func(context.Context) error {

@@ -31,18 +31,21 @@ func requestWellFormed(hdr []byte) bool {
 		} else {
 			rest = nil
 		}
-		line = bytes.TrimSuffix(line, []byte{'\r'})
+		// Only lines that start with h or s can name the two headers.
+		if len(line) < 5 || (line[0]|0x20 != 'h' && line[0]|0x20 != 's') {
+			continue
+		}
 		colon := bytes.IndexByte(line, ':')
 		if colon < 0 {
-			continue // blank line, or malformed: the Upgrader answers
+			continue // malformed: the Upgrader answers
 		}
 		name := line[:colon]
 		switch {
-		case bytes.EqualFold(name, hostName):
+		case len(name) == len(hostName) && bytes.EqualFold(name, hostName):
 			hosts++
-		case bytes.EqualFold(name, secKeyName):
+		case len(name) == len(secKeyName) && bytes.EqualFold(name, secKeyName):
 			keys++
-			if !validSecKey(bytes.TrimSpace(line[colon+1:])) {
+			if !validSecKey(bytes.TrimSpace(bytes.TrimSuffix(line[colon+1:], []byte{'\r'}))) {
 				return false
 			}
 		}
