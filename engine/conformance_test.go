@@ -500,6 +500,8 @@ func utf8Cases() []wsCase {
 			send: [][]byte{frag(opText, "κόσμε"), cont(false, "\xc0\xaf")}, close: closeInvalidData, chop: 1},
 		wsCase{id: "6.4.7", desc: "fail fast inside a continuation frame, the rest never sent",
 			send: append([][]byte{frag(opText, "good")}, partialFrame(opCont, []byte("ok\xc0\xafmore"), 4)...), close: closeInvalidData},
+		wsCase{id: "6.4.9", desc: "fail fast inside a 60 KiB frame: invalid byte at 15 KiB, 32 KiB sent in two chops, the rest never sent",
+			send: partialFrame(opText, append(append(pattern(15<<10), 0xff), pattern(45<<10)...), 16<<10, 32<<10), close: closeInvalidData},
 		wsCase{id: "6.4.8", desc: "a valid frame sent in chops across a code point is echoed whole",
 			send: partialFrame(opText, []byte("κόσμε-κόσμε"), 1, 2, 3, 7, 14, len("κόσμε-κόσμε")), want: []message{echoText("κόσμε-κόσμε")}},
 		wsCase{id: "6.5.1", desc: "invalid UTF-8 in a binary message is data",

@@ -43,13 +43,13 @@ type loop struct {
 	sweepTask   gnet.RunnableFunc
 
 	// Bounded turns (turn.go): connections waiting for another turn, and
-	// the latest ping of the turn in progress.
+	// the frames the turn in progress answers with.
 	resume, resumeSpare []*Conn
 	resumeQueued        bool
 	resumeTask          gnet.RunnableFunc
-	pong                [125]byte
-	pongLen             int
-	pongPending         bool
+	batch               []byte // the turn's pongs and echoes, written at its end
+	batchPong           int    // offset of a pong ending batch; -1: none
+	batchMsgs           int    // echoes in batch
 
 	quota *quotaFuncs // MaxConnsPerUser's callbacks for this loop
 
@@ -62,7 +62,7 @@ type deadline struct {
 }
 
 func newLoop(s *Server, el gnet.EventLoop, index int) *loop {
-	l := &loop{srv: s, el: el, index: index,
+	l := &loop{srv: s, el: el, index: index, batchPong: -1,
 		chans: make(map[string]*loopChan), pend: make(map[pendKey]*pendingSub)}
 	l.quota = newQuotaFuncs(s.cfg.MaxConnsPerUser)
 	l.up = l.newUpgrader()

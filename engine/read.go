@@ -11,9 +11,9 @@ import (
 func (l *loop) readFrames(c *Conn) gnet.Action {
 	action := l.readTurn(c)
 	if action == gnet.None {
-		l.flushPong(c)
+		l.flushBatch(c)
 	} else {
-		l.pongPending = false
+		l.resetBatch()
 	}
 	return action
 }
@@ -101,12 +101,7 @@ func (l *loop) onFrame(c *Conn, h ws.Header, payload []byte) gnet.Action {
 		if c.phase != phaseOpen {
 			return gnet.None
 		}
-		if l.pongPending || c.gc.OutboundBuffered() > 0 {
-			l.queuePong(payload) // the client is behind: coalesce
-			return gnet.None
-		}
-		l.out = appendFrame(l.out[:0], true, ws.OpPong, payload)
-		l.send(c, l.out)
+		l.queuePong(c, payload)
 		return gnet.None
 	case ws.OpPong:
 		return gnet.None
@@ -154,12 +149,7 @@ func (l *loop) dispatch(c *Conn, op ws.OpCode, msg []byte) gnet.Action {
 	cfg := &l.srv.cfg
 	switch {
 	case cfg.Echo:
-		l.flushPong(c)
-		if c.phase != phaseOpen {
-			return gnet.None // closed as a slow consumer
-		}
-		l.out = appendFrame(l.out[:0], true, op, msg)
-		l.push(c, l.out)
+		l.queueEcho(op, msg)
 	case cfg.OnMessage != nil:
 		cfg.OnMessage(c, byte(op), msg)
 	default:
@@ -174,7 +164,7 @@ func (l *loop) onClose(c *Conn, payload []byte) gnet.Action {
 	if c.phase != phaseOpen {
 		return gnet.Close // the client answered our close
 	}
-	l.flushPong(c)
+	l.flushBatch(c)
 	if c.phase != phaseOpen {
 		return gnet.Close
 	}
@@ -207,7 +197,7 @@ func (l *loop) onClose(c *Conn, payload []byte) gnet.Action {
 
 // fail sends r's close frame and asks gnet to close the connection.
 func (l *loop) fail(c *Conn, r CloseReason) gnet.Action {
-	l.flushPong(c)
+	l.flushBatch(c)
 	if c.phase == phaseOpen {
 		l.sendClose(c, r)
 	}

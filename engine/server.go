@@ -146,6 +146,13 @@ func (s *Server) Start() error {
 	go func() {
 		defer close(s.done)
 		s.runErr = gnet.Run(h, "tcp://"+addr, opts...)
+		if s.started.Load() && !s.stopping.Load() && s.log != nil {
+			select {
+			case <-s.booted: // it ran, then stopped on its own: /healthz says so
+				s.log.Error("WebSocket event loops stopped unexpectedly", "err", s.runErr)
+			default:
+			}
+		}
 	}()
 	select {
 	case <-s.booted:

@@ -59,27 +59,43 @@ func (l *loop) runResume() {
 	l.resumeSpare = batch[:0]
 }
 
-// queuePong remembers the payload of the latest ping of this turn, for a
-// client that has not read what is queued for it yet: one pong answers it
-// when the turn ends (or before the next frame we write), so a ping flood
-// from a client that does not read costs one queued pong per turn, not one
-// per ping. RFC 6455 5.5.3 allows answering only the most recent ping.
-func (l *loop) queuePong(payload []byte) {
-	l.pongLen = copy(l.pong[:], payload)
-	l.pongPending = true
+// The frames a turn answers with (pongs, echoes) are gathered in the loop's
+// batch and leave in one write when the turn ends, or before a close, so a
+// flood of small frames costs one syscall per turn, not one per frame.
+
+// queuePong answers a ping in the turn's batch. While the client has not
+// read what is already queued for it, a new ping replaces a pong still
+// pending at the end of the batch instead of adding to it (RFC 6455 5.5.3
+// allows answering only the most recent ping): a ping flood from a client
+// that does not read costs one queued pong per turn.
+func (l *loop) queuePong(c *Conn, payload []byte) {
+	if l.batchPong >= 0 && c.gc.OutboundBuffered() > 0 {
+		l.batch = l.batch[:l.batchPong]
+	}
+	l.batchPong = len(l.batch)
+	l.batch = appendFrame(l.batch, true, ws.OpPong, payload)
 }
 
-// flushPong writes the pending pong, through the outbound limit.
-func (l *loop) flushPong(c *Conn) {
-	if !l.pongPending {
+// queueEcho echoes a data message in the turn's batch.
+func (l *loop) queueEcho(op ws.OpCode, msg []byte) {
+	l.batch = appendFrame(l.batch, true, op, msg)
+	l.batchPong = -1
+	l.batchMsgs++
+}
+
+// flushBatch writes the turn's batch, through the outbound limit.
+func (l *loop) flushBatch(c *Conn) {
+	if len(l.batch) == 0 {
 		return
 	}
-	l.pongPending = false
-	if c.phase != phaseOpen {
-		return
+	if c.phase == phaseOpen && l.send(c, l.batch) {
+		l.counters.messagesOut.Add(uint64(l.batchMsgs))
 	}
-	l.out = appendFrame(l.out[:0], true, ws.OpPong, l.pong[:l.pongLen])
-	l.send(c, l.out)
+	l.resetBatch()
+}
+
+func (l *loop) resetBatch() {
+	l.batch, l.batchPong, l.batchMsgs = l.batch[:0], -1, 0
 }
 
 // send writes one frame for the client unless it would take c's queue past

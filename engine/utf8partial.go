@@ -10,6 +10,10 @@ import "github.com/gobwas/ws"
 // offset in the mask and feeds the connection's validator, and the complete
 // frame later validates only what follows them.
 
+// partialEvery is the size of an incomplete frame's prefix up to which every
+// arrival is validated at once.
+const partialEvery = 4096
+
 // isText reports whether a data frame with header h carries text.
 func (c *Conn) isText(h ws.Header) bool {
 	return h.OpCode == ws.OpText || (h.OpCode == ws.OpContinuation && c.fragOp == ws.OpText)
@@ -23,7 +27,12 @@ func (l *loop) validatePartial(c *Conn, h ws.Header, hl, n int) bool {
 		return true
 	}
 	avail := int64(n - hl)
-	if avail <= c.utf8Seen {
+	// gnet's Peek copies the buffered bytes when they span its buffers, so
+	// a large frame dribbled in byte by byte would cost quadratic copying:
+	// past partialEvery, validate again only once the bytes buffered have
+	// doubled since the last time (linear in total, and the failure still
+	// comes before the frame is whole).
+	if avail <= c.utf8Seen || (avail > partialEvery && avail < 2*c.utf8Seen) {
 		return true
 	}
 	buf, err := c.gc.Peek(n)
