@@ -60,12 +60,15 @@ func startServer(cfg *Config, name, scenario string) (*target, error) {
 	var k [16]byte
 	_, _ = rand.Read(k[:])
 	t := &target{name: name, httpAddr: httpAddr, wsAddr: wsAddr, publishKey: hex.EncodeToString(k[:])}
-	// Every load connection is the demo user: lift the per-user quotas.
 	args := []string{"-dev", "-http", httpAddr, "-ws", wsAddr, "-ws-path", cfg.WSPath,
-		"-publish-key", t.publishKey, "-ticket-ttl", "10m",
-		"-max-conns-per-user", "0", "-max-tickets-per-user", "0"}
+		"-publish-key", t.publishKey, "-ticket-ttl", "10m"}
 	if scenario != "channels" { // under -echo no command is read: channels subscribe
 		args = append(args, "-echo")
+	}
+	if name == "turnstile" {
+		// Every load connection is the demo user: lift the per-user quotas.
+		// Only turnstile has them; a peer refuses flags it does not know.
+		args = append(args, "-max-conns-per-user", "0", "-max-tickets-per-user", "0")
 	}
 	t.cmd = exec.Command(bin, args...)
 	t.cmd.Env = append(os.Environ(), "TURNSTILE_PUBLISH_KEY="+t.publishKey)
