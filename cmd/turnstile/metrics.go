@@ -85,6 +85,7 @@ func newMetricsHandler(s *server) http.Handler {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStatsCollector(s),
+		buildInfoCollector(),
 	)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
