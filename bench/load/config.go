@@ -64,7 +64,7 @@ type Config struct {
 	HTMLPath  string        // where to write the HTML report; empty: nowhere
 	// Thresholds fail the run (exit 99) when missed.
 	Thresholds []Threshold
-	LogDir    string        // where started servers write their logs
+	LogDir     string // where started servers write their logs
 }
 
 // DefaultConfig is what the flags default to.
