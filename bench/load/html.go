@@ -99,7 +99,7 @@ table{border-collapse:collapse;margin:12px 0;font-variant-numeric:tabular-nums}t
 		b.WriteString("</div>\n")
 		b.WriteString(metricTable(summary, servers, peers, sc))
 	}
-	b.WriteString("<p class=\"note\">Written by turnstile-load. Percentiles are nearest-rank over log-linear histograms (1.6 % precision) merged across workers and rounds.</p>\n</body></html>\n")
+	b.WriteString("<p class=\"note\">Written by turnstile-load. Percentiles are nearest-rank over log-linear histograms (1.6 % precision) merged across workers and rounds. Throughput over time comes from the workers' progress reports (about every ½ s), so bursts shorter than that show averaged.</p>\n</body></html>\n")
 	return b.String()
 }
 
