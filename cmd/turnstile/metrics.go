@@ -92,5 +92,8 @@ func newMetricsHandler(s *server) http.Handler {
 		newAbuseCollector(s),
 		buildInfoCollector(),
 	)
+	if s.jwks != nil {
+		reg.MustRegister(newJWKSCollector(s.jwks))
+	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
