@@ -20,11 +20,12 @@ var serverColors = map[string]string{
 }
 
 var scenarioText = map[string]string{
-	"connect": "authenticated connections opened as fast as the in-flight cap allows, then held; latency is dial → 101",
-	"reject":  "a storm of upgrades with unknown tickets; latency is dial → 401",
-	"fanout":  "broadcasts to every open connection; latency is publish → receive",
-	"churn":   "full cycles of fresh ticket, connect, welcome, close",
-	"echo":    "every connection keeps one message in flight; latency is the round trip",
+	"connect":  "authenticated connections opened as fast as the in-flight cap allows, then held; latency is dial → 101",
+	"reject":   "a storm of upgrades with unknown tickets; latency is dial → 401",
+	"fanout":   "broadcasts to every open connection; latency is publish → receive",
+	"churn":    "full cycles of fresh ticket, connect, welcome, close",
+	"echo":     "every connection keeps one message in flight; latency is the round trip",
+	"channels": "connections spread over channels, one message to every channel each round; latency is publish → receive",
 }
 
 func colorOf(server string) string {
@@ -298,7 +299,7 @@ func throughputChart(results []Result, servers []string, sc string) string {
 				opacity: 1 / math.Sqrt(float64(max(1, r.Round))), pts: pts})
 		}
 	}
-	unit := map[string]string{"connect": "handshakes/s", "reject": "rejections/s", "fanout": "deliveries/s", "churn": "cycles/s", "echo": "round trips/s"}[sc]
+	unit := rateMetric[sc]
 	yt := niceTicks(0, math.Max(yMax*1.05, 1), 5)
 	return lineChart("throughput over time", "seconds into the run", unit, ss, niceTicks(0, xMax, 6), yt, 0, xMax, 0, yt[len(yt)-1].v)
 }

@@ -43,12 +43,13 @@ type Sample struct {
 
 // latencyPrefix names each scenario's latency in its metrics.
 var latencyPrefix = map[string]string{
-	"connect": "handshake", "reject": "reject", "fanout": "delivery", "churn": "cycle", "echo": "rtt",
+	"connect": "handshake", "reject": "reject", "fanout": "delivery", "churn": "cycle", "echo": "rtt", "channels": "delivery",
 }
 
 // rateMetric names each scenario's throughput metric.
 var rateMetric = map[string]string{
 	"connect": "handshakes/s", "reject": "rejections/s", "fanout": "deliveries/s", "churn": "cycles/s", "echo": "round trips/s",
+	"channels": "deliveries/s",
 }
 
 // percentiles are the quantiles every latency is reported at, then max.
@@ -114,7 +115,7 @@ func (r *Result) fill(t workerResult, rss [3]int64, published int) {
 		r.addLatency(hs)
 		r.add("answered 401", "", float64(t.Statuses[401]), false)
 		r.add("failed", "", float64(t.Failed), true)
-	case "fanout":
+	case "fanout", "channels":
 		r.add("open conns", "", float64(t.Welcomed), false)
 		// Deliveries per second of fan-out work: the deliveries over the
 		// summed time each publish took to reach its last connection, so
@@ -131,6 +132,9 @@ func (r *Result) fill(t workerResult, rss [3]int64, published int) {
 		r.addLatency(lat)
 		r.add("fan-out done p50", "ms", ms(spread.Quantile(0.5)), true)
 		want := float64(t.Welcomed) * float64(published)
+		if r.Scenario == "channels" { // each connection follows one channel, which gets one message a round
+			want = float64(t.Subscribed) * float64(published)
+		}
 		if want > 0 {
 			r.add("delivered", "%", 100*float64(t.Messages)/want, false)
 		}
