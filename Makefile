@@ -5,7 +5,7 @@ BENCH   ?= .
 COUNT   ?= 6
 FUZZTIME ?= 20s
 
-.PHONY: all build run test vet lint bench fuzz load clean
+.PHONY: all build run run-cluster test vet lint bench fuzz load clean
 
 all: build
 
@@ -24,6 +24,25 @@ run: SHELL := /bin/bash
 run:
 	@$(GO) build -buildvcs=auto -o bin/turnstile ./cmd/turnstile
 	@if [ -t 0 ]; then set -m; fi; bin/turnstile -dev $(ARGS); status=$$?; exit $$status
+
+# Many nodes on loopback: redis-server on 127.0.0.1:6390 (nothing saved) and
+# three -dev nodes sharing it, HTTP :8080 :8082 :8084, WebSocket :8081
+# :8083 :8085, one JWT key, ticket key and publish key (printed). A ticket
+# from one node admits at any node; a publish at one reaches all. Ctrl-C
+# stops everything.
+CLUSTER_KEY ?= $(shell head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+run-cluster:
+	@command -v redis-server >/dev/null || { echo "run-cluster needs redis-server: apt-get install redis-server"; exit 1; }
+	$(GO) build -o bin/turnstile ./cmd/turnstile
+	@dir=$$(mktemp -d); key=$(CLUSTER_KEY); pids=""; \
+	trap 'kill $$pids 2>/dev/null; wait; rm -rf $$dir' EXIT INT TERM; \
+	redis-server --port 6390 --bind 127.0.0.1 --save '' --appendonly no --dir $$dir --logfile $$dir/redis.log & pids="$$pids $$!"; \
+	sleep 0.5; \
+	for i in 0 1 2; do \
+	  TURNSTILE_JWT_SECRET=jwt-$$key TURNSTILE_TICKET_KEY=ticket-$$key TURNSTILE_PUBLISH_KEY=pub-$$key \
+	  bin/turnstile -dev -redis redis://127.0.0.1:6390 -http 127.0.0.1:$$((8080+2*i)) -ws 127.0.0.1:$$((8081+2*i)) & pids="$$pids $$!"; \
+	done; \
+	echo "publish key: pub-$$key"; wait
 
 # What CI runs: the product module, then the peer baselines (their own
 # module under bench/peers, so that they keep building beside the product).
