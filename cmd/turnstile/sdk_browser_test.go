@@ -339,3 +339,27 @@ func TestBrowserDeadLink(t *testing.T) {
 	s.Signal(t, syscall.SIGCONT)
 	b.waitEvent(m, "e.kind === 'welcome'", 30*time.Second)
 }
+
+// TestBrowserRefresh: before the session ends the client sends a refresh
+// with a fresh ticket (of a renewed token, which the demo page gets by
+// logging in again) and the server moves the end: no reconnect, no 1008.
+func TestBrowserRefresh(t *testing.T) {
+	s := startBinary(t, "-jwt-ttl", "40s")
+	b := openDemo(t, s, "")
+	start := time.Now()
+	b.connectDemo()
+	e := b.waitEvent(0, "e.kind === 'refreshed'", 35*time.Second)
+	var refreshed struct{ Expires int64 }
+	b.eval("demo.events.find((e) => e.kind === 'refreshed')", &refreshed)
+	// The first token ends start+40 s; the refresh is due 20 s before that
+	// and its ticket is of a token that ends 40 s after it was issued.
+	if min := start.Add(55 * time.Second).Unix(); refreshed.Expires < min {
+		t.Fatalf("refreshed until %d, want at least %d (the session was not extended): %+v", refreshed.Expires, min, e)
+	}
+	if d := b.events(0, "e.kind === 'state' && e.state !== 'connected' && e.state !== 'connecting'"); len(d) != 0 {
+		t.Fatalf("disconnected around the refresh: %+v", d)
+	}
+	if st := b.stats(); st.Requests["/auth"] != 2 || st.Requests["/ws_ticket"] != 2 {
+		t.Fatalf("requests %v: want a second login and ticket for the refresh", st.Requests)
+	}
+}

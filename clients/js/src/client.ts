@@ -66,6 +66,8 @@ const CONNECTING = 0;
 // A connection must last this long before the backoff starts over, so a
 // server that accepts and at once closes (policy, overload) is not hammered.
 const STABLE_MS = 10000;
+// Refreshes of one session are at least this far apart.
+const MIN_REFRESH_GAP_MS = 5000;
 
 interface Pending {
   type: "subscribe" | "unsubscribe" | "refresh" | "ping";
@@ -109,6 +111,7 @@ export class Turnstile extends Emitter<Events> {
   private positions = new Map<string, Position>();
   private personal: string | undefined;
   private sessionEnd = 0; // ms; 0 = unknown
+  private lastRefresh = -Infinity;
   private timers: { [k in "retry" | "connect" | "ping" | "pong" | "refresh"]?: unknown } = {};
 
   constructor(opts: Options) {
@@ -498,8 +501,13 @@ export class Turnstile extends Emitter<Events> {
     if (this.timers.refresh !== undefined) this.clock.clearTimeout(this.timers.refresh);
     delete this.timers.refresh;
     if (!this.sessionEnd) return;
-    const left = this.sessionEnd - this.clock.now();
-    const delay = Math.max(0, left - Math.min(this.o.refreshLeadMs, left / 2));
+    const now = this.clock.now();
+    const left = this.sessionEnd - now;
+    let delay = Math.max(0, left - Math.min(this.o.refreshLeadMs, left / 2));
+    // A refresh whose ticket came from the same, unrenewed token does not move
+    // the end; halving the time left would then refresh ever faster.
+    delay = Math.max(delay, this.lastRefresh + MIN_REFRESH_GAP_MS - now);
+    if (delay >= left) return; // the session ends first: 1008 "session expired", then a reconnect
     this.timers.refresh = this.clock.setTimeout(() => {
       delete this.timers.refresh;
       this.refresh();
@@ -508,6 +516,7 @@ export class Turnstile extends Emitter<Events> {
 
   private refresh(): void {
     const g = this.gen;
+    this.lastRefresh = this.clock.now();
     Promise.resolve()
       .then(() => this.o.getTicket())
       .then(

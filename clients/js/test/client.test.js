@@ -261,6 +261,26 @@ test("refresh: a fresh ticket over the socket before the session ends, reschedul
   assert.equal(c.state.state, "connected");
 });
 
+test("a refresh that does not extend the session is not repeated ever faster", async () => {
+  const start = Math.floor(clock.now() / 1000);
+  const { c } = client({ answer: { sessionExpires: start + 60 } });
+  c.connect();
+  await flush();
+  const ws = FakeSocket.last();
+  FakeSocket.autoPong = true;
+  ws.welcome();
+  // The server answers every refresh with the same end: the token was not renewed.
+  const answered = new Set();
+  for (let t = 0; t < 59; t++) {
+    await clock.advance(1000);
+    for (const r of ws.sentOf("refresh")) {
+      if (!answered.has(r.id)) { answered.add(r.id); ws.push({ type: "refreshed", id: r.id, expires: start + 60 }); }
+    }
+  }
+  const n = ws.sentOf("refresh").length;
+  assert.ok(n >= 2 && n <= 7, n + " refreshes in one minute; want a few, at least 5 s apart");
+});
+
 test("refresh without a known session end uses the ticket's expires", async () => {
   const { c } = client({ pingIntervalMs: 1e9 });
   c.connect();
