@@ -398,3 +398,34 @@ test("a throwing listener does not break the client; its error is rethrown on a 
 test("without a global WebSocket the constructor says to pass the ws package's", { skip: globalThis.WebSocket ? "this Node has a global WebSocket" : false }, () => {
   assert.throws(() => new Turnstile({ getTicket: () => "x" }), /pass \{ WebSocket \} from the ws package/);
 });
+
+test("disconnect while the socket is still connecting closes it once open (browsers log an error otherwise)", async () => {
+  const { c } = client();
+  c.connect();
+  await flush();
+  const ws = FakeSocket.last();
+  c.disconnect();
+  assert.equal(ws.closedWith, undefined, "not closed while connecting");
+  ws.open();
+  assert.deepEqual(ws.closedWith, { code: 1000, reason: undefined });
+  assert.equal(c.state.state, "disconnected");
+});
+
+test("subscribe while connected is sent at once; messages of a channel go to its handler and the client event", async () => {
+  const { c } = client();
+  c.connect();
+  await flush();
+  const ws = FakeSocket.last();
+  ws.welcome();
+  const mine = [];
+  const all = [];
+  c.on("message", (m) => all.push(m));
+  c.subscribe("chat:1", { onMessage: (m) => mine.push(m.data) });
+  const [s] = ws.sentOf("subscribe");
+  assert.equal(s.channel, "chat:1");
+  ws.push({ type: "subscribed", id: s.id, channel: "chat:1", offset: 0, epoch: "e" });
+  ws.push({ type: "message", channel: "chat:1", offset: 1, data: "hi" });
+  ws.push({ type: "message", data: "to all" });
+  assert.deepEqual(mine, ["hi"]);
+  assert.deepEqual(all, [{ channel: "chat:1", offset: 1, data: "hi" }, { data: "to all" }]);
+});
