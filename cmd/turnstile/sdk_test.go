@@ -12,7 +12,7 @@ import (
 func TestNodeClientWithWs(t *testing.T) {
 	script := filepath.Join(filepath.Dir(nodePeer(t)), "sdk.mjs")
 	s := startBinary(t)
-	runNode(t, script, nil, []string{s.HTTP, "maggie", "secret", s.PublishKey}, "login", "connected", "message", "disconnected")
+	runNode(t, script, nil, []string{s.HTTP, "maggie", "secret", s.PublishKey}, "login", "connected", "message", "recovered", "disconnected")
 }
 
 // TestJSPackages runs the browser client's unit tests (which also fail when

@@ -2,7 +2,9 @@
 // there is no global WebSocket: the ws package's is passed in.
 //
 //   node sdk.mjs <http-base> <user> <pwd> <publish-key>
-//     connect through ticketFromJWT, receive a push to ourselves, disconnect.
+//     connect through ticketFromJWT, receive a push to ourselves, subscribe
+//     to a channel, be disconnected by POST /disconnect while a message is
+//     published, reconnect and recover it, disconnect.
 //
 // Every step prints one JSON line {"step":…,"ok":true}; a failure prints
 // {"step":…,"ok":false,"error":…} and exits 1.
@@ -27,20 +29,43 @@ try {
     const off = client.on(name, (e) => { if (pred(e)) { off(); resolve(e); } });
   });
   const connected = next("state", (s) => s.state === "connected");
-  client.on("state", (s) => { if (s.state === "disconnected" && s.reason !== "client") fail(new Error("disconnected: " + JSON.stringify(s))); });
+  let expectDrop = false;
+  client.on("state", (s) => {
+    if (s.state === "disconnected" && s.reason !== "client" && !(expectDrop && s.code === 4001)) {
+      fail(new Error("disconnected: " + JSON.stringify(s)));
+    }
+  });
   client.connect();
   await connected;
   report("connected");
   step = "message";
   const got = next("message", (m) => m.data === "to-node");
-  const res = await fetch(base + "/publish", {
-    method: "POST",
-    headers: { Authorization: "Bearer " + publishKey },
-    body: JSON.stringify({ user, data: "to-node" }),
-  });
-  if (!res.ok) throw new Error("publish: " + res.status);
+  const post = async (path, body) => {
+    const res = await fetch(base + path, { method: "POST", headers: { Authorization: "Bearer " + publishKey }, body: JSON.stringify(body) });
+    if (!res.ok) throw new Error(path + ": " + res.status);
+    return res.json();
+  };
+  await post("/publish", { user, data: "to-node" });
   await got;
   report("message");
+
+  step = "recovered";
+  const news = [];
+  const subscribed = new Promise((resolve) => client.subscribe("news", { onSubscribed: resolve, onMessage: (m) => news.push(m.offset) }));
+  await subscribed;
+  await post("/publish", { channel: "news", data: 1 });
+  expectDrop = true;
+  const dropped = next("state", (s) => s.state === "disconnected");
+  await post("/disconnect", { user });
+  await dropped;
+  // Both arrive in one burst after the reconnect: listen before it.
+  const recovering = next("recovered", (e) => e.channel === "news");
+  const second = next("message", (m) => m.channel === "news" && m.offset === 2);
+  await post("/publish", { channel: "news", data: 2 });
+  const recovered = await recovering;
+  await second;
+  if (recovered.missed !== 1 || news.join() !== "1,2") throw new Error("recovered " + JSON.stringify(recovered) + ", news offsets " + news);
+  report("recovered");
   step = "disconnected";
   client.disconnect();
   if (client.state.reason !== "client") throw new Error("state " + JSON.stringify(client.state));
