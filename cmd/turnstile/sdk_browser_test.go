@@ -175,41 +175,52 @@ func TestBrowserChannels(t *testing.T) {
 	}
 }
 
-// TestBrowserServerRestart: the server killed and started again (its
-// embedded history gone with it): the page reconnects, a fresh ticket per
-// attempt, and reports recovered:false for the channel and the personal one.
+// TestBrowserServerRestart: the server stopped (SIGTERM: a 1001 "server
+// shutting down" to every client; SIGKILL: the links just die) and started
+// again, its embedded history gone with it: the page reconnects, a fresh
+// ticket per attempt, and reports recovered:false for the channel and the
+// personal one.
 func TestBrowserServerRestart(t *testing.T) {
-	secret := "restart-test-secret-0123456789abcdef" // tokens outlive the restart, as in production
-	s := startBinary(t, "-jwt-secret", secret)
-	b := openDemo(t, s, "?maxBackoffMs=1000")
-	b.connectDemo()
-	b.subscribeDemo("news")
-	s.Publish(t, `{"channel":"news","data":1}`)
-	s.Publish(t, `{"user":"maggie","data":"p1"}`)
-	b.wait("demo.events.filter((e) => e.kind === 'message').length >= 2", 20*time.Second, nil)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			secret := "restart-test-secret-0123456789abcdef" // tokens outlive the restart, as in production
+			s := startBinary(t, "-jwt-secret", secret)
+			b := openDemo(t, s, "?maxBackoffMs=1000&shutdownSpreadMs=3000")
+			b.connectDemo()
+			b.subscribeDemo("news")
+			s.Publish(t, `{"channel":"news","data":1}`)
+			s.Publish(t, `{"user":"maggie","data":"p1"}`)
+			b.wait("demo.events.filter((e) => e.kind === 'message').length >= 2", 20*time.Second, nil)
 
-	m := b.mark()
-	_ = s.cmd.Process.Kill()
-	<-s.exited
-	e := b.waitEvent(m, "e.kind === 'state' && e.state === 'disconnected'", 20*time.Second)
-	if e.Reason != "network" || e.RetryInMs == nil {
-		t.Fatalf("after the kill: %+v, want network with a retry", e)
-	}
-	time.Sleep(1500 * time.Millisecond) // let a few attempts fail against the dead server
-	addr := strings.TrimPrefix(s.HTTP, "http://")
-	s2 := startBinary(t, "-jwt-secret", secret, "-http", addr)
-	b.waitEvent(m, "e.kind === 'recoveryFailed' && e.channel === '#maggie'", 30*time.Second)
-	b.waitEvent(m, "e.kind === 'recoveryFailed' && e.channel === 'news'", 20*time.Second)
-	connecting := len(b.events(0, "e.kind === 'state' && e.state === 'connecting'"))
-	if st := b.stats(); st.Requests["/ws_ticket"] != connecting || connecting < 3 {
-		t.Fatalf("%d attempts, %d /ws_ticket calls: want one fresh ticket per attempt, and several attempts", connecting, st.Requests["/ws_ticket"])
-	}
-	// The new history starts at 1 again and is delivered (not taken for a repeat).
-	m = b.mark()
-	s2.Publish(t, `{"channel":"news","data":"after"}`)
-	e = b.waitEvent(m, "e.kind === 'message' && e.channel === 'news'", 20*time.Second)
-	if e.Offset == nil || *e.Offset != 1 {
-		t.Fatalf("first message after the restart: %+v", e)
+			m := b.mark()
+			s.Signal(t, sig)
+			e := b.waitEvent(m, "e.kind === 'state' && e.state === 'disconnected'", 20*time.Second)
+			switch {
+			case e.RetryInMs == nil:
+				t.Fatalf("after %v: %+v, want a retry", sig, e)
+			case sig == syscall.SIGTERM && (e.Reason != "server" || e.Code != 1001 || e.Message != "server shutting down" || *e.RetryInMs >= 3000):
+				t.Fatalf("after SIGTERM: %+v, want server 1001 and a retry spread below 3 s", e)
+			case sig == syscall.SIGKILL && e.Reason != "network":
+				t.Fatalf("after SIGKILL: %+v, want network", e)
+			}
+			s.Wait(t, 20*time.Second)
+			time.Sleep(1500 * time.Millisecond) // let a few attempts fail against the dead server
+			addr := strings.TrimPrefix(s.HTTP, "http://")
+			s2 := startBinary(t, "-jwt-secret", secret, "-http", addr)
+			b.waitEvent(m, "e.kind === 'recoveryFailed' && e.channel === '#maggie'", 30*time.Second)
+			b.waitEvent(m, "e.kind === 'recoveryFailed' && e.channel === 'news'", 20*time.Second)
+			connecting := len(b.events(0, "e.kind === 'state' && e.state === 'connecting'"))
+			if st := b.stats(); st.Requests["/ws_ticket"] != connecting || connecting < 3 {
+				t.Fatalf("%d attempts, %d /ws_ticket calls: want one fresh ticket per attempt, and several attempts", connecting, st.Requests["/ws_ticket"])
+			}
+			// The new history starts at 1 again and is delivered (not taken for a repeat).
+			m = b.mark()
+			s2.Publish(t, `{"channel":"news","data":"after"}`)
+			e = b.waitEvent(m, "e.kind === 'message' && e.channel === 'news'", 20*time.Second)
+			if e.Offset == nil || *e.Offset != 1 {
+				t.Fatalf("first message after the restart: %+v", e)
+			}
+		})
 	}
 }
 
