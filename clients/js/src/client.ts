@@ -44,6 +44,7 @@ export interface Options {
 export class Subscription {
   /** @internal id of the subscribe command awaiting its reply. */
   pendingId = 0;
+  /** @internal Made by Turnstile.subscribe. */
   constructor(
     readonly channel: string,
     /** @internal */ readonly handlers: SubscriptionHandlers,
