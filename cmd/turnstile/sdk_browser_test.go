@@ -101,10 +101,17 @@ func seq(from, to int) []int {
 }
 
 // TestBrowserReceivesPush: log in, connect, one socket however often
-// Connect is pressed, a push shown, Disconnect, and no console error.
+// Connect is pressed, a push shown, Disconnect, and no console error; with
+// the ticket in the URL and in Sec-WebSocket-Protocol.
 func TestBrowserReceivesPush(t *testing.T) {
+	for _, ticketIn := range []string{"query", "protocol"} {
+		t.Run(ticketIn, func(t *testing.T) { testBrowserReceivesPush(t, ticketIn) })
+	}
+}
+
+func testBrowserReceivesPush(t *testing.T, ticketIn string) {
 	s := startBinary(t)
-	b := openDemo(t, s, "")
+	b := openDemo(t, s, "?ticketIn="+ticketIn)
 	m := b.mark()
 	// Two presses of Connect and a direct connect() in one go: one socket.
 	b.do(map[string]any{"op": "eval", "js": `(() => { const c = document.getElementById("connect"); c.click(); demo.client.connect(); c.click(); })()`})

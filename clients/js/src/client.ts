@@ -32,8 +32,14 @@ export interface Options {
   connectTimeoutMs?: number;
   /** Refresh the session this long before it ends (at most half the time left). Default 30 000. */
   refreshLeadMs?: number;
+  /**
+   * Where the ticket travels: `query` (`?ticket=…`, default) or `protocol`
+   * (`Sec-WebSocket-Protocol: turnstile.v1, turnstile.ticket.<ticket>`, kept
+   * out of URLs and proxy logs; needs a server that speaks DESIGN 1.7).
+   */
+  ticketIn?: "query" | "protocol";
   /** The WebSocket constructor: the global one by default; in Node 20 pass `WebSocket` from `ws`. */
-  WebSocket?: new (url: string) => unknown;
+  WebSocket?: new (url: string, protocols?: string[]) => unknown;
   /** For tests: timers and clock. */
   clock?: Clock;
   /** For tests: random() in [0, 1). */
@@ -94,7 +100,7 @@ const systemClock: Clock = {
  */
 export class Turnstile extends Emitter<Events> {
   private readonly o: Required<Omit<Options, "url" | "WebSocket" | "clock" | "random">> & Pick<Options, "url">;
-  private readonly WS: new (url: string) => SocketLike;
+  private readonly WS: new (url: string, protocols?: string[]) => SocketLike;
   private readonly clock: Clock;
   private readonly random: () => number;
 
@@ -122,7 +128,7 @@ export class Turnstile extends Emitter<Events> {
     if (!WS) {
       throw new TypeError("turnstile: no global WebSocket here (Node < 22): pass { WebSocket } from the ws package");
     }
-    this.WS = WS as new (url: string) => SocketLike;
+    this.WS = WS as new (url: string, protocols?: string[]) => SocketLike;
     this.clock = opts.clock ?? systemClock;
     this.random = opts.random ?? Math.random;
     this.o = {
@@ -135,6 +141,7 @@ export class Turnstile extends Emitter<Events> {
       pongTimeoutMs: opts.pongTimeoutMs ?? 4000,
       connectTimeoutMs: opts.connectTimeoutMs ?? 10000,
       refreshLeadMs: opts.refreshLeadMs ?? 30000,
+      ticketIn: opts.ticketIn ?? "query",
     };
   }
 
@@ -231,19 +238,25 @@ export class Turnstile extends Emitter<Events> {
   }
 
   private open(g: number, answer: TicketAnswer): void {
-    let url = this.o.url
-      ? this.o.url + (this.o.url.includes("?") ? "&" : "?") + "ticket=" + encodeURIComponent(answer.ticket)
-      : answer.url;
+    const inProtocol = this.o.ticketIn === "protocol";
+    let url = this.o.url ?? answer.url;
     if (!url) {
       this.fail({ reason: "network", message: "getTicket returned no url and options.url is not set" });
       return;
     }
+    if (inProtocol) {
+      const u = new URL(url);
+      u.searchParams.delete("ticket"); // two tickets are refused as ambiguous
+      url = u.toString();
+    } else if (this.o.url) {
+      url = addParam(url, "ticket=" + encodeURIComponent(answer.ticket));
+    }
     const p = this.personal ? this.positions.get(this.personal) : undefined;
-    if (p) url += (url.includes("?") ? "&" : "?") + "since=" + p.offset + ":" + encodeURIComponent(p.epoch);
+    if (p) url = addParam(url, "since=" + p.offset + ":" + encodeURIComponent(p.epoch));
     this.sessionEnd = (answer.sessionExpires ?? answer.expires ?? 0) * 1000;
     let ws: SocketLike;
     try {
-      ws = new this.WS(url);
+      ws = inProtocol ? new this.WS(url, ["turnstile.v1", "turnstile.ticket." + answer.ticket]) : new this.WS(url);
     } catch (err) {
       this.fail({ reason: "network", message: err instanceof Error ? err.message : String(err) });
       return;
@@ -541,6 +554,10 @@ export class Turnstile extends Emitter<Events> {
         },
       );
   }
+}
+
+function addParam(url: string, param: string): string {
+  return url + (url.includes("?") ? "&" : "?") + param;
 }
 
 /** Closes a socket we no longer listen to, without a console error for one still connecting. */

@@ -429,3 +429,18 @@ test("subscribe while connected is sent at once; messages of a channel go to its
   assert.deepEqual(mine, ["hi"]);
   assert.deepEqual(all, [{ channel: "chat:1", offset: 1, data: "hi" }, { data: "to all" }]);
 });
+
+test("ticketIn protocol: the ticket goes in Sec-WebSocket-Protocol beside turnstile.v1, not in the URL", async () => {
+  const { c } = client({ ticketIn: "protocol" });
+  c.connect();
+  await flush();
+  let ws = FakeSocket.last();
+  assert.equal(ws.url, "ws://h/ws");
+  assert.deepEqual(ws.protocols, ["turnstile.v1", "turnstile.ticket.t1"]);
+  ws.welcome({ offset: 2, epoch: "p1" });
+  ws.fail();
+  await clock.advance(1000);
+  ws = FakeSocket.last();
+  assert.equal(ws.url, "ws://h/ws?since=2:p1");
+  assert.deepEqual(ws.protocols, ["turnstile.v1", "turnstile.ticket.t2"]);
+});

@@ -56,8 +56,9 @@ export class FakeSocket {
   static last() {
     return FakeSocket.all[FakeSocket.all.length - 1];
   }
-  constructor(url) {
+  constructor(url, protocols) {
     this.url = url;
+    this.protocols = protocols;
     this.readyState = 0;
     this.sent = [];
     this.closedWith = undefined;
