@@ -63,6 +63,7 @@ const { chromium } = require("playwright-core");
     process.stdout.write(JSON.stringify(out) + "\n");
   }
   await browser.close();
+  process.exit(0); // stdin, still open, would keep node running
 })().catch((err) => {
   console.error(err);
   process.exit(1);
