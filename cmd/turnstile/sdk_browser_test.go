@@ -155,7 +155,9 @@ func TestBrowserChannels(t *testing.T) {
 	if e := b.subscribeDemo("news"); e.Offset == nil || *e.Offset != 0 {
 		t.Fatalf("subscribed %+v, want offset 0 on a fresh server", e)
 	}
-	s.Publish(t, `{"channel":"news","data":"one"}`)
+	if n := s.Publish(t, `{"channel":"news","data":"one"}`); n != 1 {
+		t.Fatalf("publish to news reached %d connections, want the page's 1", n)
+	}
 	s.Publish(t, `{"channel":"news","data":"two"}`)
 	b.wait("demo.events.filter((e) => e.kind === 'message' && e.channel === 'news').length >= 2", 20*time.Second, nil)
 	if got := b.offsets("news"); !slices.Equal(got, []int{1, 2}) {
@@ -167,10 +169,14 @@ func TestBrowserChannels(t *testing.T) {
 		t.Fatal("the page does not show channel and offset")
 	}
 	b.do(map[string]any{"op": "click", "sel": "#subs button"})
-	// The unsubscribe and this marker travel the same socket in order, so
-	// once the marker is in, a news message after it would be too.
-	time.Sleep(200 * time.Millisecond)
-	s.Publish(t, `{"channel":"news","data":"three"}`)
+	// The server stops sending: publishes reach no connection once the
+	// unsubscribe command is in.
+	for i := 0; s.Publish(t, `{"channel":"news","data":"after"}`) != 0; i++ {
+		if i == 50 {
+			t.Fatal("the server still sends news to the page 5 s after Unsubscribe")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	m := b.mark()
 	s.Publish(t, `{"user":"maggie","data":"marker"}`)
 	b.waitEvent(m, `e.kind === 'message' && e.data === "marker"`, 20*time.Second)

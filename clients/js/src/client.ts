@@ -220,6 +220,10 @@ export class Turnstile extends Emitter<Events> {
         (a) => {
           if (g !== this.gen) return;
           answer = typeof a === "string" ? { ticket: a } : a;
+          if (typeof answer?.ticket !== "string" || !answer.ticket) {
+            this.fail({ reason: "network", message: "getTicket returned no ticket" });
+            return;
+          }
           this.open(g, answer);
         },
         (err: unknown) => {
@@ -419,6 +423,8 @@ export class Turnstile extends Emitter<Events> {
     const msg: Message = { data: m.data };
     if (typeof m.channel === "string") msg.channel = m.channel;
     if (typeof m.offset === "number") msg.offset = m.offset;
+    // A channel unsubscribed a moment ago may still have messages in flight.
+    if (msg.channel !== undefined && msg.channel !== this.personal && !this.subs.has(msg.channel)) return;
     if (msg.channel !== undefined && msg.offset !== undefined) {
       const p = this.positions.get(msg.channel);
       // At most once per offset: a resubscribe racing a live message must not deliver twice.

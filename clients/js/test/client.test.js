@@ -444,3 +444,37 @@ test("ticketIn protocol: the ticket goes in Sec-WebSocket-Protocol beside turnst
   assert.equal(ws.url, "ws://h/ws?since=2:p1");
   assert.deepEqual(ws.protocols, ["turnstile.v1", "turnstile.ticket.t2"]);
 });
+
+test("messages of a channel no longer subscribed are dropped, and its position forgotten", async () => {
+  const { c } = client();
+  const all = [];
+  c.on("message", (m) => all.push(m.channel + "/" + m.offset));
+  const sub = c.subscribe("news");
+  c.connect();
+  await flush();
+  const ws = FakeSocket.last();
+  ws.welcome();
+  const [s] = ws.sentOf("subscribe");
+  ws.push({ type: "subscribed", id: s.id, channel: "news", offset: 3, epoch: "e" });
+  ws.push({ type: "message", channel: "news", offset: 4, data: 1 });
+  sub.unsubscribe();
+  ws.push({ type: "message", channel: "news", offset: 5, data: 2 });
+  ws.push({ type: "message", channel: "#maggie", offset: 1, data: 3 });
+  assert.deepEqual(all, ["news/4", "#maggie/1"]);
+  assert.equal(c.position("news"), undefined);
+  c.subscribe("news");
+  const again = ws.sentOf("subscribe")[1];
+  assert.equal(again.since, undefined, "a new subscription starts from now, not from the old position");
+});
+
+test("a getTicket answer without a ticket is a failed attempt, retried", async () => {
+  let n = 0;
+  const { c } = client({ getTicket: async () => (++n === 1 ? { url: "ws://h/ws" } : { ticket: "ok", url: "ws://h/ws?ticket=ok" }) });
+  c.connect();
+  await flush();
+  assert.equal(c.state.state, "disconnected");
+  assert.equal(c.state.message, "getTicket returned no ticket");
+  assert.equal(FakeSocket.all.length, 0);
+  await clock.advance(1000);
+  assert.equal(FakeSocket.last().ticket, "ok");
+});
