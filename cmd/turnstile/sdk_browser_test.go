@@ -222,9 +222,16 @@ func TestBrowserServerRestart(t *testing.T) {
 			s2 := startBinary(t, "-jwt-secret", secret, "-http", addr)
 			b.waitEvent(m, "e.kind === 'recoveryFailed' && e.channel === '#maggie'", 30*time.Second)
 			b.waitEvent(m, "e.kind === 'recoveryFailed' && e.channel === 'news'", 20*time.Second)
+			// After SIGKILL the retries (caps 0.5 s, 1 s) fail while the
+			// server is down; after SIGTERM the first retry is spread over
+			// 3 s and may already find the new server.
 			connecting := len(b.events(0, "e.kind === 'state' && e.state === 'connecting'"))
-			if st := b.stats(); st.Requests["/ws_ticket"] != connecting || connecting < 3 {
-				t.Fatalf("%d attempts, %d /ws_ticket calls: want one fresh ticket per attempt, and several attempts", connecting, st.Requests["/ws_ticket"])
+			least := 3
+			if sig == syscall.SIGTERM {
+				least = 2
+			}
+			if st := b.stats(); st.Requests["/ws_ticket"] != connecting || connecting < least {
+				t.Fatalf("%d attempts, %d /ws_ticket calls: want one fresh ticket per attempt, and at least %d attempts", connecting, st.Requests["/ws_ticket"], least)
 			}
 			// The new history starts at 1 again and is delivered (not taken for a repeat).
 			m = b.mark()
