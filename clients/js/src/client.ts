@@ -1,5 +1,7 @@
 import { backoffDelay } from "./backoff.js";
 import { call, Emitter } from "./emitter.js";
+import { addParam, closeQuietly, OPEN } from "./socket.js";
+import { Subscription } from "./subscription.js";
 import { isUnauthorized } from "./ticket.js";
 import type {
   Clock, Events, Message, Position, Reason, ServerError, SocketLike, StateEvent, Subscribed,
@@ -46,30 +48,6 @@ export interface Options {
   random?: () => number;
 }
 
-/** One channel's subscription, from {@link Turnstile.subscribe}. */
-export class Subscription {
-  /** @internal id of the subscribe command awaiting its reply. */
-  pendingId = 0;
-  /** @internal Made by Turnstile.subscribe. */
-  constructor(
-    readonly channel: string,
-    /** @internal */ readonly handlers: SubscriptionHandlers,
-    private readonly owner: Turnstile,
-  ) {}
-
-  /** The last position seen in this channel (persist it to recover across page loads). */
-  get position(): Position | undefined {
-    return this.owner.position(this.channel);
-  }
-
-  /** Stops receiving this channel. Safe to call twice. */
-  unsubscribe(): void {
-    this.owner.unsubscribeSub(this);
-  }
-}
-
-const OPEN = 1;
-const CONNECTING = 0;
 // A connection must last this long before the backoff starts over, so a
 // server that accepts and at once closes (policy, overload) is not hammered.
 const STABLE_MS = 10000;
@@ -559,27 +537,5 @@ export class Turnstile extends Emitter<Events> {
           }
         },
       );
-  }
-}
-
-function addParam(url: string, param: string): string {
-  return url + (url.includes("?") ? "&" : "?") + param;
-}
-
-/** Closes a socket we no longer listen to, without a console error for one still connecting. */
-function closeQuietly(ws: SocketLike): void {
-  ws.onmessage = null;
-  ws.onclose = null;
-  ws.onerror = () => {};
-  if (ws.readyState === CONNECTING) {
-    // Closing a connecting socket makes browsers log an error; close it once open instead.
-    ws.onopen = () => ws.close(1000);
-    return;
-  }
-  ws.onopen = null;
-  try {
-    ws.close(1000);
-  } catch {
-    // already closed
   }
 }

@@ -1,5 +1,6 @@
 // turnstile browser/Node client: see README.md.
-export { Turnstile, Subscription } from "./client.js";
+export { Turnstile } from "./client.js";
+export { Subscription } from "./subscription.js";
 export type { Options } from "./client.js";
 export { ticketFromJWT, jwtExpiry, UnauthorizedError, TicketError } from "./ticket.js";
 export type { TicketFromJWTOptions } from "./ticket.js";
