@@ -394,3 +394,30 @@ func TestBrowserRefresh(t *testing.T) {
 		t.Fatalf("requests %v: want a second login and ticket for the refresh", st.Requests)
 	}
 }
+
+// TestBrowserRefusedUpgrade: the ticket endpoint accepts the token but the
+// upgrade is refused (here 403: the page's Origin is not allowed), which a
+// browser shows as 1006 before open, like a network failure. The client
+// reports network, "connection failed before open", and retries with a
+// fresh ticket at the backoff's pace, not in a storm.
+func TestBrowserRefusedUpgrade(t *testing.T) {
+	s := startBinary(t, "-origins", "https://elsewhere.example")
+	b := openDemo(t, s, "?minBackoffMs=200&maxBackoffMs=1000")
+	m := b.mark()
+	b.do(map[string]any{"op": "click", "sel": "#connect"})
+	e := b.waitEvent(m, "e.kind === 'state' && e.state === 'disconnected'", 20*time.Second)
+	if e.Reason != "network" || e.Message != "connection failed before open" || e.RetryInMs == nil {
+		t.Fatalf("refused upgrade: %+v, want network before open, retried", e)
+	}
+	time.Sleep(4 * time.Second)
+	b.do(map[string]any{"op": "click", "sel": "#disconnect"})
+	attempts := len(b.events(0, "e.kind === 'state' && e.state === 'connecting'"))
+	// Caps 0.2, 0.4, 0.8, 1, 1, … s: about 11 attempts in 4 s on average
+	// (a storm would be hundreds); each with its own ticket.
+	if st := b.stats(); attempts < 3 || attempts > 25 || st.Requests["/ws_ticket"] != attempts {
+		t.Fatalf("%d attempts and %d /ws_ticket calls in 4 s", attempts, st.Requests["/ws_ticket"])
+	}
+	if w := b.events(0, "e.kind === 'welcome'"); len(w) != 0 {
+		t.Fatalf("admitted from a refused Origin: %+v", w)
+	}
+}
