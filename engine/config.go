@@ -31,7 +31,21 @@ type Config struct {
 	IdleTimeout      time.Duration // default 60s
 	MaxPendingBytes  int           // default 1 MiB queued outbound per conn
 	MaxConns         int           // 0: no limit
-	Loops            int           // 0: GOMAXPROCS
+	// MaxConnsPerUser bounds one user's upgraded connections; past it an
+	// upgrade gets 429 (its ticket spent: see userquota.go). 0: no limit.
+	MaxConnsPerUser int
+	// MaxFDs bounds the TCP connections the listener holds at once
+	// (handshakes, open and closing); past it a new connection gets a 503
+	// and is closed at once, so accept never meets RLIMIT_NOFILE (see
+	// fdbudget.go). 0: no limit.
+	MaxFDs int
+	// SendBufferBytes sets SO_SNDBUF on every connection (inherited from
+	// the listener), bounding the kernel memory a client that does not
+	// read can pin beside MaxPendingBytes; Linux doubles the value for its
+	// bookkeeping. 0: the kernel's default (autotuned, up to tcp_wmem's
+	// maximum, often 4 MiB).
+	SendBufferBytes int
+	Loops           int // 0: GOMAXPROCS
 
 	// Echo sends every client data message back with the same opcode.
 	Echo bool
@@ -75,7 +89,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.HandshakeTimeout < 0 || c.MaxHeaderBytes < 0 || c.MaxMessageBytes < 0 ||
 		c.PingInterval < 0 || c.IdleTimeout < 0 || c.MaxPendingBytes < 0 ||
-		c.MaxConns < 0 || c.Loops < 0 {
+		c.MaxConns < 0 || c.MaxConnsPerUser < 0 || c.MaxFDs < 0 || c.SendBufferBytes < 0 || c.Loops < 0 {
 		return c, ErrBadLimit
 	}
 	c.HandshakeTimeout = cmp.Or(c.HandshakeTimeout, DefaultHandshakeTimeout)

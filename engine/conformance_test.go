@@ -487,10 +487,23 @@ func utf8Cases() []wsCase {
 			send: [][]byte{frag(opText, "κόσμε\xed\xa0\x80edited")}, close: closeInvalidData},
 		wsCase{id: "6.4.2", desc: "fail fast: valid first fragment ends in F4, second starts 90 (> U+10FFFF), never finished",
 			send: [][]byte{frag(opText, "κόσμε\xf4"), cont(false, "\x90\x80\x80")}, close: closeInvalidData},
-		wsCase{id: "6.4.3", desc: "fail fast: invalid byte in the middle fragment of three, never finished",
+		// Autobahn 6.4.3 and 6.4.4: one frame whose payload arrives in
+		// chops; the invalid sequence comes before the frame is whole, and
+		// the rest never comes. Strict servers fail at once.
+		wsCase{id: "6.4.3", desc: "fail fast inside one frame: valid chop, chop with a surrogate, the rest never sent",
+			send: partialFrame(opText, []byte("κόσμε\xed\xa0\x80edited"), 11, 14), close: closeInvalidData},
+		wsCase{id: "6.4.4", desc: "fail fast inside one frame: the chop ends in F4, the next byte is 90 (> U+10FFFF), the rest never sent",
+			send: partialFrame(opText, []byte("κόσμε\xf4\x90\x80\x80edited"), 11, 12), close: closeInvalidData},
+		wsCase{id: "6.4.5", desc: "fail fast: invalid byte in the middle fragment of three, never finished",
 			send: [][]byte{frag(opText, "good"), cont(false, "b\xffd")}, close: closeInvalidData},
-		wsCase{id: "6.4.4", desc: "fail fast, byte by byte",
+		wsCase{id: "6.4.6", desc: "fail fast, byte by byte",
 			send: [][]byte{frag(opText, "κόσμε"), cont(false, "\xc0\xaf")}, close: closeInvalidData, chop: 1},
+		wsCase{id: "6.4.7", desc: "fail fast inside a continuation frame, the rest never sent",
+			send: append([][]byte{frag(opText, "good")}, partialFrame(opCont, []byte("ok\xc0\xafmore"), 4)...), close: closeInvalidData},
+		wsCase{id: "6.4.9", desc: "fail fast inside a 60 KiB frame: invalid byte at 15 KiB, 32 KiB sent in two chops, the rest never sent",
+			send: partialFrame(opText, append(append(pattern(15<<10), 0xff), pattern(45<<10)...), 16<<10, 32<<10), close: closeInvalidData},
+		wsCase{id: "6.4.8", desc: "a valid frame sent in chops across a code point is echoed whole",
+			send: partialFrame(opText, []byte("κόσμε-κόσμε"), 1, 2, 3, 7, 14, len("κόσμε-κόσμε")), want: []message{echoText("κόσμε-κόσμε")}},
 		wsCase{id: "6.5.1", desc: "invalid UTF-8 in a binary message is data",
 			send: [][]byte{binFrame([]byte("\xff\xfe\xed\xa0\x80"))}, want: []message{echoed(opBinary, []byte("\xff\xfe\xed\xa0\x80"))}},
 		wsCase{id: "6.5.2", desc: "text valid only as a whole, in 2 fragments split inside κ",
@@ -503,6 +516,25 @@ func utf8Cases() []wsCase {
 			send: [][]byte{frag(opText, "ok\xe2"), cont(true, "\x82")}, close: closeInvalidData},
 	)
 	return cases
+}
+
+// partialFrame encodes one masked, final frame of payload and returns it cut
+// into writes that end after payload offsets cuts (ascending); the bytes
+// after the last cut are never sent.
+func partialFrame(op byte, payload []byte, cuts ...int) [][]byte {
+	f := clientFrame(true, 0, op, payload)
+	hl := len(f) - len(payload)
+	var out [][]byte
+	prev := 0
+	for i, cut := range cuts {
+		start := hl + prev
+		if i == 0 {
+			start = 0
+		}
+		out = append(out, f[start:hl+cut])
+		prev = cut
+	}
+	return out
 }
 
 // oneBytePerFragment splits p into fragments of one byte each (an empty p
@@ -810,4 +842,67 @@ func checkUpgradeAndEcho(t *testing.T, c *wsClient, text, what string) {
 	if end := c.closeNormally(closeNormal); end.code != closeNormal || end.tcp != "EOF" {
 		t.Fatalf("%s: close: %v", what, end)
 	}
+}
+
+// rawUpgrade is an upgrade request for /ws?ticket=tk with exactly the given
+// header lines, so a case can repeat or break any of them.
+func rawUpgrade(tk string, lines ...string) []byte {
+	return []byte("GET /ws?ticket=" + tk + " HTTP/1.1\r\n" + strings.Join(lines, "\r\n") + "\r\n\r\n")
+}
+
+var (
+	hHost    = "Host: 127.0.0.1"
+	hUpgrade = "Upgrade: websocket"
+	hConn    = "Connection: Upgrade"
+	hKey     = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="
+	hVersion = "Sec-WebSocket-Version: 13"
+)
+
+// handshakeCases are malformed opening handshakes that RFC 6455 4.2.1 (and
+// HTTP) require a server to refuse with 400. None may spend the ticket.
+func handshakeCases() []struct{ id, desc, lines string } {
+	key := func(v string) string { return "Sec-WebSocket-Key: " + v }
+	join := func(l ...string) string { return strings.Join(l, "\n") }
+	return []struct{ id, desc, lines string }{
+		{"11.1", "Sec-WebSocket-Key of 24 characters that are not base64", join(hHost, hUpgrade, hConn, key("!!!!!!!!!!!!!!!!!!!!!!=="), hVersion)},
+		{"11.2", "Sec-WebSocket-Key: base64 of 17 bytes cut to 24 characters", join(hHost, hUpgrade, hConn, key("AAAAAAAAAAAAAAAAAAAAAAA="), hVersion)},
+		{"11.3", "Sec-WebSocket-Key without padding (22 characters)", join(hHost, hUpgrade, hConn, key("dGhlIHNhbXBsZSBub25jZQ"), hVersion)},
+		{"11.4", "Sec-WebSocket-Key base64url instead of base64", join(hHost, hUpgrade, hConn, key("dGhlIHNhbXBsZSBub25j-_=="), hVersion)},
+		{"11.5", "two Sec-WebSocket-Key headers", join(hHost, hUpgrade, hConn, hKey, key("AAAAAAAAAAAAAAAAAAAAAA=="), hVersion)},
+		{"11.6", "two Sec-WebSocket-Key headers, second in lower case", join(hHost, hUpgrade, hConn, hKey, "sec-websocket-key: AAAAAAAAAAAAAAAAAAAAAA==", hVersion)},
+		{"11.7", "two Host headers", join(hHost, "Host: evil.example", hUpgrade, hConn, hKey, hVersion)},
+		{"11.8", "NUL byte in a header value", join(hHost, hUpgrade, hConn, hKey, hVersion, "X-Note: a\x00b")},
+		{"11.9", "NUL byte in the Host value", join("Host: 127.0.0.1\x00evil", hUpgrade, hConn, hKey, hVersion)},
+		{"11.10", "no Sec-WebSocket-Key", join(hHost, hUpgrade, hConn, hVersion)},
+		{"11.11", "no Host", join(hUpgrade, hConn, hKey, hVersion)},
+	}
+}
+
+// TestConformanceOpeningHandshake sends each malformed opening handshake
+// with a valid ticket: the answer is a complete 400, and the same ticket
+// then still admits a well-formed upgrade (nothing spent it).
+func TestConformanceOpeningHandshake(t *testing.T) {
+	s := conformanceServer(t)
+	var results []caseResult
+	for _, tc := range handshakeCases() {
+		t.Run(tc.id, func(t *testing.T) {
+			res := caseResult{id: tc.id, desc: tc.desc, want: "400, ticket kept"}
+			tk := s.issue(t, "handshake")
+			c := rawDial(t, s.addr)
+			c.send(rawUpgrade(tk, strings.Split(tc.lines, "\n")...))
+			resp, err := c.readResponse()
+			status := resp.status
+			end := c.awaitEOF()
+			kept := rawDial(t, s.addr)
+			kept.send(upgradeRequest("/ws", tk))
+			again, err2 := kept.readResponse()
+			res.got = fmt.Sprintf("%d (%v), tcp %s; ticket then %d", status, err, end, again.status)
+			res.pass = err == nil && status == 400 && end == "EOF" && err2 == nil && again.status == 101
+			if !res.pass {
+				t.Errorf("%s %s: want %s, got %s", tc.id, tc.desc, res.want, res.got)
+			}
+			results = append(results, res)
+		})
+	}
+	logTable(t, "11 opening handshake", results)
 }

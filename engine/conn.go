@@ -30,6 +30,13 @@ type Conn struct {
 	fragLen int
 	fragBuf []byte
 	utf8    utf8Validator
+	// utf8Seen is how much of the current frame's text payload was
+	// validated while the frame was incomplete (utf8partial.go).
+	utf8Seen int64
+	// closeReason is why the connection is ending, set when the server
+	// sends its close or answers the client's; zero: connection lost.
+	closeReason  CloseReason
+	resumeQueued bool // waits in loop.resume for another turn
 
 	lastRead int64 // server clock (ns) of the last bytes from the client
 	lastPing int64 // server clock (ns) of the last ping we sent

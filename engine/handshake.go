@@ -23,6 +23,8 @@ var (
 	errRejectOrigin   = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("origin"))
 	errRejectTicket   = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("ticket"))
 	errRejectCapacity = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("capacity"))
+	errRejectDraining = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("draining"))
+	errRejectUserMax  = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("user quota"))
 )
 
 // rejectionFor maps an Upgrade error to the reason we answer with.
@@ -36,6 +38,10 @@ func rejectionFor(err error) RejectReason {
 		return RejectTicket
 	case errRejectCapacity:
 		return RejectCapacity
+	case errRejectDraining:
+		return RejectDraining
+	case errRejectUserMax:
+		return RejectUserQuota
 	case ws.ErrHandshakeUpgradeRequired:
 		return RejectVersion
 	}
@@ -57,6 +63,9 @@ var rejectResponses = func() (r [NumRejectReasons][]byte) {
 	r[RejectOrigin] = build("403 Forbidden", "", "origin not allowed")
 	r[RejectTicket] = build("401 Unauthorized", "", "missing, unknown, expired or used ticket")
 	r[RejectCapacity] = build("503 Service Unavailable", "Retry-After: 1\r\n", "server at capacity")
+	r[RejectUserQuota] = build("429 Too Many Requests", "", "too many connections for this user: close one first")
+	r[RejectDraining] = build("503 Service Unavailable", "Retry-After: 1\r\n", "server shutting down: retry on another node")
+	r[RejectFDBudget] = build("503 Service Unavailable", "Retry-After: 1\r\n", "server out of connection slots")
 	return r
 }()
 
@@ -139,7 +148,7 @@ func (l *loop) newUpgrader() ws.Upgrader {
 			// Stop's close pass may have run on this loop already: admit
 			// nothing that would outlive the drain.
 			if l.srv.stopping.Load() {
-				return nil, errRejectCapacity
+				return nil, errRejectDraining
 			}
 			if max := cfg.MaxConns; max > 0 {
 				if l.srv.openConns.Add(1) > int64(max) {
@@ -151,6 +160,9 @@ func (l *loop) newUpgrader() ws.Upgrader {
 			claims, err := cfg.Store.Redeem(l.hs.ticket[:], time.Now())
 			if err != nil {
 				return nil, errRejectTicket
+			}
+			if l.srv.quota.m != nil && !l.srv.quota.take(l.quota, claims.Subject) {
+				return nil, errRejectUserMax
 			}
 			l.hs.claims = claims
 			return nil, nil
@@ -191,6 +203,9 @@ func isBase64URL(b []byte) bool {
 // leaves in l.hs.io.out the 101 response followed by the welcome frame; on
 // failure it returns the reason and leaves no MaxConns slot held.
 func (l *loop) admit(c *Conn, hdr []byte) (RejectReason, bool) {
+	if !requestWellFormed(hdr) {
+		return RejectBadRequest, false
+	}
 	l.hs.io.in = hdr
 	l.hs.io.out = l.hs.io.out[:0]
 	l.hs.reserved, l.hs.ticketOK = false, false
@@ -300,7 +315,7 @@ func (l *loop) handshake(c *Conn) (action gnet.Action, done bool) {
 	l.add(c)
 	l.counters.handshakes.Add(1)
 	l.counters.messagesOut.Add(1)
-	if !l.write(c, l.hs.io.out) {
+	if !l.send(c, l.hs.io.out) {
 		return gnet.None, false
 	}
 	return gnet.None, true

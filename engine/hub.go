@@ -97,16 +97,10 @@ func (l *loop) broadcast(frame []byte) int {
 	return n
 }
 
-// push writes one frame for the client (a pushed message or an echo),
-// unless it would take c's queue past MaxPendingBytes: then c is a slow
-// consumer and is closed with 1008 instead. Every outbound data message
-// goes through here, so the limit has one rule.
+// push writes one data frame for the client (a pushed message or an echo)
+// through send's outbound limit and counts it.
 func (l *loop) push(c *Conn, frame []byte) {
-	if q := c.gc.OutboundBuffered(); q > 0 && q+len(frame) > l.srv.cfg.MaxPendingBytes {
-		l.closeSlow(c)
-		return
-	}
-	if l.write(c, frame) {
+	if l.send(c, frame) {
 		l.counters.messagesOut.Add(1)
 	}
 }

@@ -37,6 +37,19 @@ type loop struct {
 
 	sweepQueued atomic.Bool
 	sweepTask   gnet.RunnableFunc
+
+	// Bounded turns (turn.go): connections waiting for another turn, and
+	// the frames the turn in progress answers with.
+	resume, resumeSpare []*Conn
+	resumeQueued        bool
+	resumeTask          gnet.RunnableFunc
+	batch               []byte // the turn's pongs and echoes, written at its end
+	batchPong           int    // offset of a pong ending batch; -1: none
+	batchMsgs           int    // echoes in batch
+
+	quota *quotaFuncs // MaxConnsPerUser's callbacks for this loop
+
+	utf8Buf [4096]byte // unmasked copy of an incomplete frame's new text
 }
 
 type deadline struct {
@@ -45,11 +58,16 @@ type deadline struct {
 }
 
 func newLoop(s *Server, el gnet.EventLoop, index int) *loop {
-	l := &loop{srv: s, el: el, index: index, users: make(map[string]*Conn)}
+	l := &loop{srv: s, el: el, index: index, users: make(map[string]*Conn), batchPong: -1}
+	l.quota = newQuotaFuncs(s.cfg.MaxConnsPerUser)
 	l.up = l.newUpgrader()
 	l.sweepTask = func(context.Context) error {
 		l.sweepQueued.Store(false)
 		l.sweep()
+		return nil
+	}
+	l.resumeTask = func(context.Context) error {
+		l.runResume()
 		return nil
 	}
 	return l
@@ -105,10 +123,17 @@ func (l *loop) write(c *Conn, p []byte) bool {
 	return true
 }
 
-// sendClose writes a close frame and marks c as closing.
-func (l *loop) sendClose(c *Conn, code ws.StatusCode, reason string) {
-	l.out = appendClose(l.out[:0], code, reason)
+// sendClose writes r's close frame and marks c as closing for r.
+func (l *loop) sendClose(c *Conn, r CloseReason) {
+	l.sendCloseCode(c, r, r.Code())
+}
+
+// sendCloseCode writes a close frame with code (an echoed client close) and
+// r's text, and marks c as closing for r.
+func (l *loop) sendCloseCode(c *Conn, r CloseReason, code ws.StatusCode) {
+	l.out = appendClose(l.out[:0], code, r.Text())
 	c.phase = phaseClosing
+	c.closeReason = r
 	_, _ = c.gc.Write(l.out)
 }
 
@@ -128,8 +153,8 @@ const closeGrace = time.Second
 // closeLater sends a close frame now and closes TCP after closeGrace (or
 // when the client answers), so the close frame is not cut off by the reset
 // of a socket closed with unsent data.
-func (l *loop) closeLater(c *Conn, code ws.StatusCode, reason string) {
-	l.sendClose(c, code, reason)
+func (l *loop) closeLater(c *Conn, r CloseReason) {
+	l.sendClose(c, r)
 	if c.phase == phaseClosing {
 		l.closing = append(l.closing, deadline{c: c, at: l.srv.now() + int64(closeGrace)})
 	}
@@ -138,7 +163,7 @@ func (l *loop) closeLater(c *Conn, code ws.StatusCode, reason string) {
 // closeSlow closes a slow consumer with 1008.
 func (l *loop) closeSlow(c *Conn) {
 	l.counters.slowConsumers.Add(1)
-	l.closeLater(c, ws.StatusPolicyViolation, "slow consumer")
+	l.closeLater(c, CloseSlowConsumer)
 }
 
 // expire pops the FIFO entries whose deadline passed and closes those of
@@ -151,6 +176,8 @@ func (l *loop) expire(q *[]deadline, head *int, now int64, phase connPhase, reas
 		if c.phase == phase {
 			if phase == phaseHandshake {
 				l.counters.rejected[reason].Add(1)
+				l.counters.closes[CloseHandshakeTimeout].Add(1)
+				l.srv.closeLog.handshake(c, CloseHandshakeTimeout)
 			}
 			l.closeNow(c)
 		}
@@ -192,19 +219,19 @@ func (l *loop) sweep() {
 		switch {
 		case c.phase != phaseOpen:
 		case c.expires != 0 && now >= c.expires:
-			l.closeLater(c, ws.StatusPolicyViolation, "session expired")
+			l.closeLater(c, CloseSessionExpired)
 			if c.phase == phaseClosed {
 				continue
 			}
 		case quiet >= idle:
-			l.closeLater(c, ws.StatusGoingAway, "idle timeout")
+			l.closeLater(c, CloseIdleTimeout)
 			if c.phase == phaseClosed {
 				continue // c's slot now holds another connection
 			}
 		case quiet >= ping && now-c.lastPing >= ping:
 			c.lastPing = now
 			l.out = appendFrame(l.out[:0], true, ws.OpPing, nil)
-			if !l.write(c, l.out) {
+			if !l.send(c, l.out) && c.phase == phaseClosed {
 				continue
 			}
 		}
@@ -212,10 +239,11 @@ func (l *loop) sweep() {
 	}
 }
 
-// closeAll sends close 1001 to every open connection and closes handshakes
-// (Stop, first phase); with force it closes every connection at once.
+// closeAll sends close 1001 to every open connection (Stop, first phase;
+// handshakes in progress finish with a 503 or their deadline); with force
+// it closes every connection at once.
 func (l *loop) closeAll(force bool) {
-	for i := l.pendingHead; i < len(l.pending); i++ {
+	for i := l.pendingHead; force && i < len(l.pending); i++ {
 		if c := l.pending[i].c; c.phase == phaseHandshake {
 			l.closeNow(c)
 		}
@@ -226,7 +254,7 @@ func (l *loop) closeAll(force bool) {
 		}
 		c := l.conns[i]
 		if c.phase == phaseOpen {
-			l.sendClose(c, ws.StatusGoingAway, "server shutting down")
+			l.sendClose(c, CloseShutdown)
 		}
 		if force {
 			l.closeNow(c)

@@ -5,14 +5,33 @@ import (
 	"github.com/panjf2000/gnet/v2"
 )
 
-// readFrames drains every complete frame buffered on an open connection.
-// A partial header or payload stays in gnet's buffer for the next call.
+// readFrames drains the complete frames buffered on an open connection,
+// up to one turn's budget (turn.go). A partial header or payload stays in
+// gnet's buffer for the next call.
 func (l *loop) readFrames(c *Conn) gnet.Action {
+	action := l.readTurn(c)
+	if action == gnet.None {
+		l.flushBatch(c)
+	} else {
+		l.resetBatch()
+	}
+	return action
+}
+
+func (l *loop) readTurn(c *Conn) gnet.Action {
 	gc := c.gc
 	c.lastRead = l.srv.now()
+	frames, bytes := 0, 0
 	for {
 		n := gc.InboundBuffered()
 		if n < 2 {
+			return gnet.None
+		}
+		if frames >= framesPerTurn || bytes >= bytesPerTurn {
+			if n > l.inboundLimit() {
+				return l.fail(c, CloseInputFlood)
+			}
+			l.resumeLater(c)
 			return gnet.None
 		}
 		hb, err := gc.Peek(min(n, maxHeaderLen))
@@ -21,16 +40,19 @@ func (l *loop) readFrames(c *Conn) gnet.Action {
 		}
 		h, hl, err := parseHeader(hb)
 		if err != nil {
-			return l.fail(c, ws.StatusProtocolError, "frame too long")
+			return l.fail(c, CloseProtocolError)
 		}
 		if hl == 0 {
 			return gnet.None
 		}
-		if code, reason := l.check(c, h); code != 0 {
-			return l.fail(c, code, reason)
+		if r, ok := l.check(c, h); !ok {
+			return l.fail(c, r)
 		}
 		total := int64(hl) + h.Length
 		if int64(n) < total {
+			if !l.validatePartial(c, h, hl, n) {
+				return l.fail(c, CloseInvalidUTF8)
+			}
 			return gnet.None
 		}
 		frame, err := gc.Peek(int(total))
@@ -40,10 +62,13 @@ func (l *loop) readFrames(c *Conn) gnet.Action {
 		payload := frame[hl:]
 		ws.Cipher(payload, h.Mask, 0)
 		action := l.onFrame(c, h, payload)
+		c.utf8Seen = 0
 		if c.phase == phaseClosed {
 			return gnet.None // gnet closed it while we wrote; c is gone
 		}
 		_, _ = gc.Discard(int(total))
+		frames++
+		bytes += int(total)
 		if action != gnet.None {
 			return action
 		}
@@ -53,30 +78,30 @@ func (l *loop) readFrames(c *Conn) gnet.Action {
 // check applies RFC 6455's rules to a header before its payload is read:
 // masking, reserved bits and opcodes, control frame limits, fragmentation
 // order, and the message size limit over all fragments.
-func (l *loop) check(c *Conn, h ws.Header) (ws.StatusCode, string) {
+func (l *loop) check(c *Conn, h ws.Header) (CloseReason, bool) {
 	state := ws.StateServerSide
 	if c.fragOp != 0 {
 		state = state.Set(ws.StateFragmented)
 	}
 	if err := ws.CheckHeader(h, state); err != nil {
-		return ws.StatusProtocolError, "protocol error"
+		return CloseProtocolError, false
 	}
 	// Compare with the room left, not fragLen+Length: a declared length near
 	// 2^63 would overflow the sum and pass.
 	if !h.OpCode.IsControl() && h.Length > int64(l.srv.cfg.MaxMessageBytes-c.fragLen) {
-		return ws.StatusMessageTooBig, "message too big"
+		return CloseTooBig, false
 	}
-	return 0, ""
+	return 0, true
 }
 
 // onFrame acts on one complete, unmasked frame.
 func (l *loop) onFrame(c *Conn, h ws.Header, payload []byte) gnet.Action {
 	switch h.OpCode {
 	case ws.OpPing:
-		if c.phase == phaseOpen {
-			l.out = appendFrame(l.out[:0], true, ws.OpPong, payload)
-			l.write(c, l.out)
+		if c.phase != phaseOpen {
+			return gnet.None
 		}
+		l.queuePong(c, payload)
 		return gnet.None
 	case ws.OpPong:
 		return gnet.None
@@ -89,15 +114,15 @@ func (l *loop) onFrame(c *Conn, h ws.Header, payload []byte) gnet.Action {
 	keep := l.srv.cfg.Echo || l.srv.cfg.OnMessage != nil
 	if h.OpCode != ws.OpContinuation {
 		if h.Fin {
-			if h.OpCode == ws.OpText && !validUTF8(payload) {
-				return l.fail(c, ws.StatusInvalidFramePayloadData, "invalid utf-8")
+			if h.OpCode == ws.OpText && !l.wholeText(c, payload) {
+				return l.fail(c, CloseInvalidUTF8)
 			}
 			return l.deliver(c, h.OpCode, payload)
 		}
 		c.fragOp = h.OpCode
 		c.fragLen = len(payload)
-		if h.OpCode == ws.OpText && !c.utf8.write(payload) {
-			return l.fail(c, ws.StatusInvalidFramePayloadData, "invalid utf-8")
+		if h.OpCode == ws.OpText && !c.utf8.write(c.unseen(payload)) {
+			return l.fail(c, CloseInvalidUTF8)
 		}
 		if keep {
 			c.fragBuf = append(make([]byte, 0, 2*len(payload)+64), payload...)
@@ -105,8 +130,8 @@ func (l *loop) onFrame(c *Conn, h ws.Header, payload []byte) gnet.Action {
 		return gnet.None
 	}
 	c.fragLen += len(payload)
-	if c.fragOp == ws.OpText && !c.utf8.write(payload) {
-		return l.fail(c, ws.StatusInvalidFramePayloadData, "invalid utf-8")
+	if c.fragOp == ws.OpText && !c.utf8.write(c.unseen(payload)) {
+		return l.fail(c, CloseInvalidUTF8)
 	}
 	if keep {
 		c.fragBuf = append(c.fragBuf, payload...)
@@ -115,7 +140,7 @@ func (l *loop) onFrame(c *Conn, h ws.Header, payload []byte) gnet.Action {
 		return gnet.None
 	}
 	if c.fragOp == ws.OpText && !c.utf8.done() {
-		return l.fail(c, ws.StatusInvalidFramePayloadData, "invalid utf-8")
+		return l.fail(c, CloseInvalidUTF8)
 	}
 	op, msg := c.fragOp, c.fragBuf
 	c.fragOp, c.fragLen, c.fragBuf = 0, 0, nil
@@ -128,8 +153,7 @@ func (l *loop) deliver(c *Conn, op ws.OpCode, msg []byte) gnet.Action {
 	cfg := &l.srv.cfg
 	switch {
 	case cfg.Echo:
-		l.out = appendFrame(l.out[:0], true, op, msg)
-		l.push(c, l.out)
+		l.queueEcho(op, msg)
 	case cfg.OnMessage != nil:
 		cfg.OnMessage(c, byte(op), msg)
 	}
@@ -142,32 +166,42 @@ func (l *loop) onClose(c *Conn, payload []byte) gnet.Action {
 	if c.phase != phaseOpen {
 		return gnet.Close // the client answered our close
 	}
+	l.flushBatch(c)
+	if c.phase != phaseOpen {
+		return gnet.Close
+	}
 	switch len(payload) {
 	case 0:
 		l.out = append(l.out[:0], 0x80|byte(ws.OpClose), 0)
 		c.phase = phaseClosing
+		c.closeReason = CloseClient
 		l.write(c, l.out)
 		return gnet.Close
 	case 1:
-		return l.fail(c, ws.StatusProtocolError, "close payload of one byte")
+		return l.fail(c, CloseBadCloseFrame)
 	}
 	code, reason := ws.ParseCloseFrameDataUnsafe(payload)
 	if !validCloseCode(code) {
-		return l.fail(c, ws.StatusProtocolError, "invalid close code")
+		return l.fail(c, CloseBadCloseFrame)
 	}
 	if err := ws.CheckCloseFrameData(code, reason); err != nil {
 		if err == ws.ErrProtocolInvalidUTF8 {
-			return l.fail(c, ws.StatusInvalidFramePayloadData, "invalid utf-8")
+			return l.fail(c, CloseInvalidUTF8)
 		}
-		return l.fail(c, ws.StatusProtocolError, "invalid close code")
+		return l.fail(c, CloseBadCloseFrame)
 	}
-	return l.fail(c, code, "")
+	l.sendCloseCode(c, CloseClient, code)
+	if c.phase == phaseClosed {
+		return gnet.None
+	}
+	return gnet.Close
 }
 
-// fail sends a close frame and asks gnet to close the connection.
-func (l *loop) fail(c *Conn, code ws.StatusCode, reason string) gnet.Action {
+// fail sends r's close frame and asks gnet to close the connection.
+func (l *loop) fail(c *Conn, r CloseReason) gnet.Action {
+	l.flushBatch(c)
 	if c.phase == phaseOpen {
-		l.sendClose(c, code, reason)
+		l.sendClose(c, r)
 	}
 	if c.phase == phaseClosed {
 		return gnet.None

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"github.com/puzpuzpuz/xsync/v4"
 )
 
 const levelDebug = slog.LevelDebug
@@ -25,8 +26,14 @@ type Server struct {
 	tick       time.Duration // how often each loop sweeps
 	checkEvery time.Duration // how often each connection is checked for idleness
 
-	openConns atomic.Int64
-	publishes atomic.Uint64
+	closeLog closeLog
+	quota    userQuota // nil map: MaxConnsPerUser off
+
+	openConns   atomic.Int64
+	fds         atomic.Int64 // TCP connections held, against cfg.MaxFDs
+	fdRefusedAt atomic.Int64 // server clock of the last fd-budget refusal
+	fdLog       logLimiter
+	publishes   atomic.Uint64
 
 	loopsMu sync.Mutex              // serialises adding a loop (once per loop)
 	loops   atomic.Pointer[[]*loop] // copy-on-write list, read without a lock
@@ -57,6 +64,10 @@ func New(cfg Config) (*Server, error) {
 	shortest := min(cfg.HandshakeTimeout, cfg.PingInterval, cfg.IdleTimeout)
 	s.tick = min(max(shortest/4, 10*time.Millisecond), 250*time.Millisecond)
 	s.checkEvery = max(min(cfg.PingInterval, cfg.IdleTimeout)/10, s.tick)
+	s.closeLog.l = cfg.Logger
+	if cfg.MaxConnsPerUser > 0 {
+		s.quota.m = xsync.NewMap[string, int32]()
+	}
 	empty := []*loop{}
 	s.loops.Store(&empty)
 	return s, nil
@@ -98,17 +109,34 @@ func (s *Server) Start() error {
 	}
 	defer close(s.startRet)
 	h := &handler{s: s}
+	addr, err := resolveListenAddr(s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("engine: listen on %s: %w", s.cfg.Addr, err)
+	}
 	opts := []gnet.Option{
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.cfg.Loops),
 		gnet.WithTicker(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-		gnet.WithReusePort(false),
+		// One listener per loop, so OnOpen runs after each accept: see fdbudget.go.
+		gnet.WithReusePort(true),
+		// A restart may bind while the last run's connections sit in TIME_WAIT.
+		gnet.WithReuseAddr(true),
 		gnet.WithLogger(newGnetLogger(s.log)),
+	}
+	if n := s.cfg.SendBufferBytes; n > 0 {
+		opts = append(opts, gnet.WithSocketSendBuffer(n))
 	}
 	go func() {
 		defer close(s.done)
-		s.runErr = gnet.Run(h, "tcp://"+s.cfg.Addr, opts...)
+		s.runErr = gnet.Run(h, "tcp://"+addr, opts...)
+		if s.started.Load() && !s.stopping.Load() && s.log != nil {
+			select {
+			case <-s.booted: // it ran, then stopped on its own: /healthz says so
+				s.log.Error("WebSocket event loops stopped unexpectedly", "err", s.runErr)
+			default:
+			}
+		}
 	}()
 	select {
 	case <-s.booted:
@@ -128,7 +156,19 @@ func (s *Server) Addr() net.Addr { return s.addr }
 
 // Ready reports whether the server accepts connections and is not stopping.
 // Safe from any goroutine.
-func (s *Server) Ready() bool { return s.ready.Load() && !s.stopping.Load() }
+func (s *Server) Ready() bool { return s.ready.Load() && !s.stopping.Load() && !s.Failed() }
+
+// Failed reports whether the event loops stopped without Stop being
+// called: the listener is gone and nothing will bring it back in this
+// process. Safe from any goroutine.
+func (s *Server) Failed() bool {
+	select {
+	case <-s.done:
+		return !s.stopping.Load()
+	default:
+		return false
+	}
+}
 
 // Stop stops accepting, sends close 1001 to every connection and waits until
 // they close or ctx ends; then it closes what remains and stops the event
@@ -239,8 +279,12 @@ func boundAddr(eng gnet.Engine) (net.Addr, error) {
 
 func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s := h.s
-	if s.stopping.Load() {
-		return nil, gnet.Close
+	// While Stop drains, a new connection is still read, so that its
+	// upgrade gets a complete 503 (OnBeforeUpgrade) rather than a reset:
+	// closing before the request arrives would make the client's kernel
+	// drop the response when the request meets the closed socket.
+	if !s.admitSocket() {
+		return s.refuseSocket(gc)
 	}
 	l := s.loopFor(gc.EventLoop())
 	c := &Conn{gc: gc, loop: l, index: -1}
@@ -269,9 +313,15 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	if c == nil {
 		return gnet.None
 	}
+	h.s.fds.Add(-1)
 	if c.phase == phaseOpen || c.phase == phaseClosing {
 		c.loop.remove(c)
 		h.s.openConns.Add(-1)
+		if h.s.quota.m != nil {
+			h.s.quota.give(c.loop.quota, c.user)
+		}
+		c.loop.counters.closes[c.closeReason].Add(1)
+		h.s.closeLog.conn(c, c.closeReason)
 	}
 	c.phase = phaseClosed
 	c.fragBuf = nil
@@ -296,51 +346,3 @@ func (h *handler) OnTick() (time.Duration, gnet.Action) {
 	}
 	return s.tick, gnet.None
 }
-
-// gnetLogger routes gnet's logs to slog. Debug and info go to debug level.
-// Warnings and errors, such as "Accept() failed … too many open files",
-// must reach an operator, but gnet repeats them for every event while the
-// cause lasts, so they go to warn level at most once per second; the rest
-// are counted and the count is logged with the next one.
-type gnetLogger struct {
-	l       *slog.Logger
-	limiter *logLimiter
-}
-
-func newGnetLogger(l *slog.Logger) gnetLogger { return gnetLogger{l: l, limiter: &logLimiter{}} }
-
-// logLimiter lets one message through per second; safe from any goroutine.
-type logLimiter struct {
-	last       atomic.Int64 // unix nanoseconds of the last message let through
-	suppressed atomic.Int64
-}
-
-func (r *logLimiter) allow(now time.Time) (ok bool, suppressed int64) {
-	last := r.last.Load()
-	if now.UnixNano()-last < int64(time.Second) || !r.last.CompareAndSwap(last, now.UnixNano()) {
-		r.suppressed.Add(1)
-		return false, 0
-	}
-	return true, r.suppressed.Swap(0)
-}
-
-func (g gnetLogger) debugf(format string, args ...any) {
-	if g.l != nil && g.l.Enabled(context.Background(), levelDebug) {
-		g.l.Debug("gnet: " + fmt.Sprintf(format, args...))
-	}
-}
-
-func (g gnetLogger) warnf(format string, args ...any) {
-	if g.l == nil {
-		return
-	}
-	if ok, suppressed := g.limiter.allow(time.Now()); ok {
-		g.l.Warn("gnet: "+fmt.Sprintf(format, args...), "suppressed_since_last", suppressed)
-	}
-}
-
-func (g gnetLogger) Debugf(format string, args ...any) { g.debugf(format, args...) }
-func (g gnetLogger) Infof(format string, args ...any)  { g.debugf(format, args...) }
-func (g gnetLogger) Warnf(format string, args ...any)  { g.warnf(format, args...) }
-func (g gnetLogger) Errorf(format string, args ...any) { g.warnf(format, args...) }
-func (g gnetLogger) Fatalf(format string, args ...any) { g.warnf(format, args...) }

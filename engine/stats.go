@@ -15,12 +15,15 @@ const (
 	RejectTicket                             // 401
 	RejectCapacity                           // 503
 	RejectTimeout                            // no complete request in time
+	RejectFDBudget                           // 503 at accept: Config.MaxFDs sockets held
+	RejectDraining                           // 503: Stop has begun
+	RejectUserQuota                          // 429: the user is at MaxConnsPerUser
 	NumRejectReasons
 )
 
 var rejectNames = [NumRejectReasons]string{
 	"bad_request", "version", "not_found", "header_too_large",
-	"origin", "ticket", "capacity", "timeout",
+	"origin", "ticket", "capacity", "timeout", "fd_budget", "draining", "user_quota",
 }
 
 // String is the metric label of the reason, e.g. "ticket".
@@ -40,6 +43,7 @@ type Stats struct {
 	MessagesOut   uint64                   // data frames written (welcome, echo, pushes)
 	Publishes     uint64                   // Publish and Broadcast calls
 	SlowConsumers uint64                   // connections closed for queueing too much
+	Closes        [NumCloseReasons]uint64  // connections ended, by reason (upgraded ones, and handshake timeouts)
 }
 
 // loopCounters are written by one event loop only and read at scrape time;
@@ -50,6 +54,7 @@ type loopCounters struct {
 	messagesIn    atomic.Uint64
 	messagesOut   atomic.Uint64
 	slowConsumers atomic.Uint64
+	closes        [NumCloseReasons]atomic.Uint64
 }
 
 // Stats sums the counters of every event loop. Safe to call from any
@@ -68,6 +73,9 @@ func (s *Server) Stats() Stats {
 		st.MessagesIn += c.messagesIn.Load()
 		st.MessagesOut += c.messagesOut.Load()
 		st.SlowConsumers += c.slowConsumers.Load()
+		for i := range st.Closes {
+			st.Closes[i] += c.closes[i].Load()
+		}
 	}
 	return st
 }

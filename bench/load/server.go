@@ -60,7 +60,8 @@ func startServer(cfg *Config, name, scenario string) (*target, error) {
 	_, _ = rand.Read(k[:])
 	t := &target{name: name, httpAddr: httpAddr, wsAddr: wsAddr, publishKey: hex.EncodeToString(k[:])}
 	t.cmd = exec.Command(bin, "-dev", "-http", httpAddr, "-ws", wsAddr, "-ws-path", cfg.WSPath,
-		"-publish-key", t.publishKey, "-ticket-ttl", "10m", "-echo")
+		"-publish-key", t.publishKey, "-ticket-ttl", "10m", "-echo",
+		"-max-conns-per-user", "0") // every load connection is the demo user
 	t.cmd.Env = append(os.Environ(), "TURNSTILE_PUBLISH_KEY="+t.publishKey)
 	if cfg.Procs > 0 {
 		t.cmd.Env = append(t.cmd.Env, "GOMAXPROCS="+strconv.Itoa(cfg.Procs))

@@ -4,6 +4,8 @@ go 1.26.8
 
 require github.com/turnstile-push/turnstile v0.0.0
 
+require github.com/puzpuzpuz/xsync/v4 v4.5.0 // indirect
+
 require (
 	github.com/lesismal/llib v1.2.2 // indirect
 	github.com/lesismal/nbio v1.6.8

@@ -39,7 +39,9 @@ type config struct {
 	PingInterval    time.Duration
 	IdleTimeout     time.Duration
 	MaxPendingBytes int
+	SendBufferBytes int
 	MaxConns        int
+	MaxConnsPerUser int
 	Loops           int
 	Echo            bool
 	DrainTimeout    time.Duration
@@ -82,7 +84,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "ping an idle connection this often")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 60*time.Second, "close a connection silent for this long")
 	fs.IntVar(&c.MaxPendingBytes, "max-pending-bytes", 1<<20, "outbound bytes queued per connection before it is closed as a slow consumer")
+	fs.IntVar(&c.SendBufferBytes, "send-buffer-bytes", 65536, "SO_SNDBUF of each WebSocket connection: kernel memory a client that does not read can pin (0: kernel default, autotuned)")
 	fs.IntVar(&c.MaxConns, "max-conns", 0, "most open WebSocket connections (0: no limit)")
+	fs.IntVar(&c.MaxConnsPerUser, "max-conns-per-user", 100, "most open WebSocket connections of one user; past it upgrades get 429 (0: no limit)")
 	fs.IntVar(&c.Loops, "loops", 0, "gnet event loops (0: GOMAXPROCS)")
 	fs.BoolVar(&c.Echo, "echo", false, "echo every client data message (conformance tests, latency benchmarks)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long connections get to close after 1001")
@@ -197,8 +201,14 @@ func (c *config) validate() error {
 	if c.MaxPendingBytes < 4096 {
 		bad("-max-pending-bytes %d: must be at least 4096", c.MaxPendingBytes)
 	}
+	if c.SendBufferBytes != 0 && (c.SendBufferBytes < 4096 || c.SendBufferBytes > 64<<20) {
+		bad("-send-buffer-bytes %d: want 0 (kernel default) or 4096 to 67108864", c.SendBufferBytes)
+	}
 	if c.MaxConns < 0 {
 		bad("-max-conns %d: must be 0 (no limit) or more", c.MaxConns)
+	}
+	if c.MaxConnsPerUser < 0 {
+		bad("-max-conns-per-user %d: must be 0 (no limit) or more", c.MaxConnsPerUser)
 	}
 	if c.Loops < 0 {
 		bad("-loops %d: must be 0 (GOMAXPROCS) or more", c.Loops)

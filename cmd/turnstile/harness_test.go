@@ -59,10 +59,19 @@ type testServer struct {
 // of the test if still running.
 func startBinary(t *testing.T, args ...string) *testServer {
 	t.Helper()
+	return startCommand(t, nil, args...)
+}
+
+// startCommand is startBinary with the binary run through prefix, a
+// command that ends by exec'ing its first argument with the rest (e.g.
+// sh -c 'ulimit -n 256; exec "$0" "$@"'); nil runs the binary directly.
+func startCommand(t *testing.T, prefix []string, args ...string) *testServer {
+	t.Helper()
 	all := append([]string{"-dev", "-http", "127.0.0.1:0", "-ws", "127.0.0.1:0",
 		"-log-format", "json", "-log-level", "debug", "-publish-key", testPublishKey}, args...)
 	s := &testServer{PublishKey: testPublishKey, exited: make(chan struct{})}
-	s.cmd = exec.Command(binaryPath, all...)
+	argv := append(append(append([]string(nil), prefix...), binaryPath), all...)
+	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
 	s.cmd.Stdout = io.Discard
 	stderr, err := s.cmd.StderrPipe()

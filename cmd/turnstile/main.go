@@ -55,7 +55,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 1
 	}
 	log.Info("turnstile listening", "http", srv.httpLn.Addr().String(), "ws", srv.ws.Addr().String(),
-		"ws_path", cfg.WSPath, "dev", cfg.Dev, "echo", cfg.Echo)
+		"ws_path", cfg.WSPath, "dev", cfg.Dev, "echo", cfg.Echo,
+		"fd_limit", srv.fds.Limit, "ws_max_sockets", srv.fds.WS, "http_max_conns", srv.fds.HTTP)
+	if cfg.MaxConns > srv.fds.WS {
+		log.Warn("-max-conns is above what the open-file limit allows; the fd budget refuses connections first",
+			"max_conns", cfg.MaxConns, "ws_max_sockets", srv.fds.WS, "fd_limit", srv.fds.Limit)
+	}
 	if cfg.Dev {
 		printQuickStart(stdout, srv)
 	}
@@ -98,6 +103,7 @@ type server struct {
 	httpErr    chan error
 	draining   atomic.Bool
 	stopSweep  context.CancelFunc
+	fds        fdBudget
 }
 
 func newServer(cfg *config, log *slog.Logger) (*server, error) {
@@ -133,6 +139,13 @@ func newServer(cfg *config, log *slog.Logger) (*server, error) {
 	if cfg.Dev && len(s.origins) == 0 {
 		s.origins = []string{"*"}
 	}
+	limit, err := processFDLimit()
+	if err != nil {
+		return nil, err
+	}
+	if s.fds, err = newFDBudget(limit, cfg.Loops); err != nil {
+		return nil, err
+	}
 	s.store = ticket.NewMap(ticket.MapConfig{Capacity: cfg.TicketCapacity})
 	s.ws, err = engine.New(engine.Config{
 		Addr:             cfg.WSAddr,
@@ -145,7 +158,10 @@ func newServer(cfg *config, log *slog.Logger) (*server, error) {
 		PingInterval:     cfg.PingInterval,
 		IdleTimeout:      cfg.IdleTimeout,
 		MaxPendingBytes:  cfg.MaxPendingBytes,
+		SendBufferBytes:  cfg.SendBufferBytes,
 		MaxConns:         cfg.MaxConns,
+		MaxConnsPerUser:  cfg.MaxConnsPerUser,
+		MaxFDs:           s.fds.WS,
 		Loops:            cfg.Loops,
 		Echo:             cfg.Echo,
 		Logger:           log.With("listener", "ws"),
@@ -166,6 +182,7 @@ func (s *server) start() error {
 		ln.Close()
 		return fmt.Errorf("WebSocket listener -ws %s: %w", s.cfg.WSAddr, err)
 	}
+	ln = newLimitListener(ln, s.fds.HTTP)
 	s.httpLn = ln
 	_, wsPort, _ := net.SplitHostPort(s.ws.Addr().String())
 	var clientAddr func(*http.Request) string // nil: the peer's address
@@ -223,11 +240,23 @@ func (s *server) routes(publish http.Handler) http.Handler {
 		mux.HandleFunc("/", serveDemo)
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if s.ws.Failed() {
+			writeStatus(w, http.StatusServiceUnavailable, "websocket listener stopped")
+			return
+		}
 		writeStatus(w, http.StatusOK, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if s.ws.Failed() {
+			writeStatus(w, http.StatusServiceUnavailable, "websocket listener stopped")
+			return
+		}
 		if s.draining.Load() || !s.ws.Ready() {
 			writeStatus(w, http.StatusServiceUnavailable, "draining")
+			return
+		}
+		if s.ws.FDExhausted() {
+			writeStatus(w, http.StatusServiceUnavailable, "fd_exhausted")
 			return
 		}
 		writeStatus(w, http.StatusOK, "ready")

@@ -15,8 +15,8 @@ import (
 type statsCollector struct {
 	s *server
 
-	openConns, handshakes, rejected, messages, publishes, slow *prometheus.Desc
-	tickets, ticketsLive, logins                               *prometheus.Desc
+	openConns, handshakes, rejected, messages, publishes, slow, closes *prometheus.Desc
+	tickets, ticketsLive, logins                                       *prometheus.Desc
 }
 
 func newStatsCollector(s *server) *statsCollector {
@@ -31,6 +31,7 @@ func newStatsCollector(s *server) *statsCollector {
 		messages:    d("messages_total", "WebSocket data messages by direction.", "direction"),
 		publishes:   d("publishes_total", "Accepted publish and broadcast requests."),
 		slow:        d("slow_consumer_closes_total", "Connections closed because their outbound queue passed -max-pending-bytes."),
+		closes:      d("closes_total", "WebSocket connections ended, by reason (client_close, connection_lost, or why the server closed them; handshake_timeout before the upgrade).", "reason"),
 		tickets:     d("tickets_total", "Tickets by event: issued, redeemed, rejected (unknown, used or expired at redeem), expired (reclaimed unused).", "event"),
 		ticketsLive: d("tickets_live", "Tickets issued and neither redeemed nor reclaimed."),
 		logins:      d("logins_total", "POST /auth attempts by result.", "result"),
@@ -38,7 +39,7 @@ func newStatsCollector(s *server) *statsCollector {
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.openConns, c.handshakes, c.rejected, c.messages, c.publishes, c.slow, c.tickets, c.ticketsLive, c.logins} {
+	for _, d := range []*prometheus.Desc{c.openConns, c.handshakes, c.rejected, c.messages, c.publishes, c.slow, c.closes, c.tickets, c.ticketsLive, c.logins} {
 		ch <- d
 	}
 }
@@ -64,6 +65,9 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.messages, ws.MessagesOut, "out")
 	counter(c.publishes, ws.Publishes)
 	counter(c.slow, ws.SlowConsumers)
+	for reason, n := range ws.Closes {
+		counter(c.closes, n, engine.CloseReason(reason).String())
+	}
 
 	ts := c.s.store.Stats()
 	counter(c.tickets, ts.Issued, "issued")

@@ -1,0 +1,121 @@
+package engine_test
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkEchoUnderFlood measures a well-behaved client's echo round trip
+// on a loop it shares with a flooding client (one event loop), beside the
+// same run without the flooder: the ratio of the p99s is what one client's
+// flood costs the others. The flooder is another process
+// (TestFloodHelperProcess).
+//
+//	go test -run '^$' -bench EchoUnderFlood -benchtime 3000x ./engine
+func BenchmarkEchoUnderFlood(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+	}{
+		{"quiet", nil},
+		{"ping-flood", pingFrame(nil)},
+		{"1-byte-text-flood", textFrame("x")},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg := echoConfig(64 << 10)
+			cfg.Loops = 1
+			s := startServer(b, cfg)
+			victim := dialWS(b, s, "victim")
+			if tc.frame != nil {
+				stop := startFlooder(b, s, tc.name)
+				defer stop()
+				time.Sleep(300 * time.Millisecond) // let the flood build up
+			}
+			msg := textFrame("0123456789abcdef0123456789abcdef")
+			lat := make([]time.Duration, 0, b.N)
+			for b.Loop() {
+				start := time.Now()
+				if err := victim.send(msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := victim.readMessage(); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			slices.Sort(lat)
+			if len(lat) > 0 {
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			}
+		})
+	}
+}
+
+// startFlooder runs the flood in a child process (this test binary, in
+// TestFloodHelperProcess), so that it competes with the server for the
+// CPU as another client would, not for this process's scheduler. It
+// returns a function that stops it.
+func startFlooder(b *testing.B, s *testServer, kind string) func() {
+	var tickets []string
+	for range 200 {
+		tickets = append(tickets, s.issue(b, "flooder"))
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFloodHelperProcess$")
+	cmd.Env = append(os.Environ(), "TURNSTILE_FLOOD_ADDR="+s.addr, "TURNSTILE_FLOOD_KIND="+kind,
+		"TURNSTILE_FLOOD_TICKETS="+strings.Join(tickets, ","))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+}
+
+// TestFloodHelperProcess is the flooder of BenchmarkEchoUnderFlood; it does
+// nothing unless started by it. It reads what it is sent (so it is not cut
+// as a slow consumer), writes batches of 4096 frames as fast as the server
+// takes them, reconnects with the next ticket when closed, and stops after
+// a minute at most.
+func TestFloodHelperProcess(t *testing.T) {
+	addr := os.Getenv("TURNSTILE_FLOOD_ADDR")
+	if addr == "" {
+		t.Skip("the flooder of BenchmarkEchoUnderFlood")
+	}
+	frame := pingFrame(nil)
+	if os.Getenv("TURNSTILE_FLOOD_KIND") == "1-byte-text-flood" {
+		frame = textFrame("x")
+	}
+	batch := bytes.Repeat(frame, 4096)
+	deadline := time.Now().Add(time.Minute)
+	for _, tk := range strings.Split(os.Getenv("TURNSTILE_FLOOD_TICKETS"), ",") {
+		conn, err := net.DialTimeout("tcp", addr, ioWait)
+		if err != nil {
+			return
+		}
+		if _, err := conn.Write(upgradeRequest("/ws", tk)); err != nil {
+			conn.Close()
+			continue
+		}
+		go func() { _, _ = io.Copy(io.Discard, conn) }()
+		for time.Now().Before(deadline) {
+			_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+			if _, err := conn.Write(batch); err != nil {
+				break
+			}
+		}
+		conn.Close()
+		if time.Now().After(deadline) {
+			return
+		}
+	}
+}

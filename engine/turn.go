@@ -1,0 +1,113 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+)
+
+// One client's turn on its event loop is bounded, so that a client flooding
+// tiny frames or pings cannot starve the other connections of the loop: a
+// turn handles at most framesPerTurn frames or about bytesPerTurn bytes,
+// then the rest waits for a resume task queued behind the loop's other
+// events. A client whose unread input still grows past inboundLimit sends
+// faster than its share and is closed (CloseInputFlood), since gnet keeps
+// reading into an unbounded buffer.
+const (
+	framesPerTurn = 256
+	bytesPerTurn  = 64 << 10
+	inboundSlack  = 1 << 20 // inbound bytes allowed beyond one largest frame
+)
+
+// inboundLimit is how much unread input a connection may have after its
+// turn.
+func (l *loop) inboundLimit() int {
+	return l.srv.cfg.MaxMessageBytes + maxHeaderLen + inboundSlack
+}
+
+// resumeLater queues c for another turn behind the loop's other work.
+func (l *loop) resumeLater(c *Conn) {
+	if c.resumeQueued {
+		return
+	}
+	c.resumeQueued = true
+	l.resume = append(l.resume, c)
+	if !l.resumeQueued {
+		l.resumeQueued = true
+		if l.el.Execute(context.Background(), l.resumeTask) != nil {
+			l.resumeQueued = false // the loop is stopping
+		}
+	}
+}
+
+// runResume gives every queued connection its next turn. Runs on the loop.
+func (l *loop) runResume() {
+	l.resumeQueued = false
+	batch := l.resume
+	l.resume = l.resumeSpare[:0]
+	for i, c := range batch {
+		batch[i] = nil
+		c.resumeQueued = false
+		if c.phase != phaseOpen && c.phase != phaseClosing {
+			continue
+		}
+		if l.readFrames(c) == gnet.Close {
+			l.closeNow(c)
+		}
+	}
+	l.resumeSpare = batch[:0]
+}
+
+// The frames a turn answers with (pongs, echoes) are gathered in the loop's
+// batch and leave in one write when the turn ends, or before a close, so a
+// flood of small frames costs one syscall per turn, not one per frame.
+
+// queuePong answers a ping in the turn's batch. While the client has not
+// read what is already queued for it, a new ping replaces a pong still
+// pending at the end of the batch instead of adding to it (RFC 6455 5.5.3
+// allows answering only the most recent ping): a ping flood from a client
+// that does not read costs one queued pong per turn.
+func (l *loop) queuePong(c *Conn, payload []byte) {
+	if l.batchPong >= 0 && c.gc.OutboundBuffered() > 0 {
+		l.batch = l.batch[:l.batchPong]
+	}
+	l.batchPong = len(l.batch)
+	l.batch = appendFrame(l.batch, true, ws.OpPong, payload)
+}
+
+// queueEcho echoes a data message in the turn's batch.
+func (l *loop) queueEcho(op ws.OpCode, msg []byte) {
+	l.batch = appendFrame(l.batch, true, op, msg)
+	l.batchPong = -1
+	l.batchMsgs++
+}
+
+// flushBatch writes the turn's batch, through the outbound limit.
+func (l *loop) flushBatch(c *Conn) {
+	if len(l.batch) == 0 {
+		return
+	}
+	if c.phase == phaseOpen && l.send(c, l.batch) {
+		l.counters.messagesOut.Add(uint64(l.batchMsgs))
+	}
+	l.resetBatch()
+}
+
+func (l *loop) resetBatch() {
+	l.batch, l.batchPong, l.batchMsgs = l.batch[:0], -1, 0
+}
+
+// send writes one frame for the client unless it would take c's queue past
+// MaxPendingBytes: then c is a slow consumer and is closed with 1008
+// instead, the close frame queued right after the last whole frame so that
+// a client that still reads gets it. Every outbound frame but the close
+// goes through here (welcome, pong, ping, echo, push), so the limit has one
+// rule. It reports whether the frame was written.
+func (l *loop) send(c *Conn, frame []byte) bool {
+	if q := c.gc.OutboundBuffered(); q > 0 && q+len(frame) > l.srv.cfg.MaxPendingBytes {
+		l.closeSlow(c)
+		return false
+	}
+	return l.write(c, frame)
+}
