@@ -1,7 +1,9 @@
 // Package auth decides who may ask for a WebSocket ticket: it checks logins
 // against an htpasswd file of bcrypt hashes (users.go, password.go),
-// throttles failed logins (throttle.go), signs and strictly verifies JWTs
-// (token.go), and serves POST /auth and GET|POST /ws_ticket (handlers.go).
+// throttles failed logins (throttle.go) and other failed credentials per
+// address (addrlimit.go), signs and strictly verifies JWTs (token.go), bounds
+// the tickets one user may hold (ticketquota.go), and serves POST /auth and
+// GET|POST /ws_ticket (handlers.go).
 //
 // Everything here may block for milliseconds (bcrypt, signatures), so it runs
 // on HTTP goroutines and must never be called from an event loop. The package

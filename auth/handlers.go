@@ -44,6 +44,10 @@ type HandlerConfig struct {
 	WSPort, WSPath string
 	// Throttle limits failed logins.
 	Throttle ThrottleConfig
+	// MaxTicketsPerUser is the most tickets /ws_ticket issues to one user
+	// within TicketTTL (429 past it; see ticketquota.go). 0: 100; negative:
+	// no limit.
+	MaxTicketsPerUser int
 	// MaxBodyBytes caps the /auth body (413 past it); default 4 KiB.
 	MaxBodyBytes int64
 	// ClientAddr names the client for throttling and ticket binding. Default:
@@ -68,6 +72,7 @@ type Stats struct {
 	TicketsRefused      uint64 // 401 from /ws_ticket (no or bad token)
 	TicketIssueFailures uint64 // 503 and 500 from /ws_ticket (store full or down)
 	TicketsBadRequest   uint64 // 405 from /ws_ticket
+	TicketsOverQuota    uint64 // 429 from /ws_ticket (MaxTicketsPerUser)
 }
 
 // Handlers serves POST /auth and GET|POST /ws_ticket. Its handlers are safe
@@ -75,11 +80,13 @@ type Stats struct {
 type Handlers struct {
 	cfg      HandlerConfig
 	throttle *Throttle
+	quota    *ticketQuota // nil: no per-user limit
 	// wsBase is cfg.WSURL plus "?", or "" to derive it per request.
 	wsBase string
 
 	loginsOK, loginsFailed, loginsThrottled, loginsBadRequest        atomic.Uint64
 	ticketsIssued, ticketsRefused, ticketFailures, ticketsBadRequest atomic.Uint64
+	ticketsOverQuota                                                 atomic.Uint64
 }
 
 // NewHandlers checks cfg, fills in defaults and returns the handlers. It
@@ -118,7 +125,14 @@ func NewHandlers(cfg HandlerConfig) (*Handlers, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handlers{cfg: cfg, throttle: NewThrottle(cfg.Throttle, cfg.Now)}
+	if cfg.MaxTicketsPerUser == 0 {
+		cfg.MaxTicketsPerUser = DefaultMaxTicketsPerUser
+	}
+	if cfg.MaxTicketsPerUser > MaxTicketQuota {
+		return nil, errors.New("auth: at most 65535 tickets per user")
+	}
+	h := &Handlers{cfg: cfg, throttle: NewThrottle(cfg.Throttle, cfg.Now),
+		quota: newTicketQuota(cfg.MaxTicketsPerUser, cfg.TicketTTL, quotaMaxEntries)}
 	if cfg.WSURL != "" {
 		u, err := url.Parse(cfg.WSURL)
 		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" ||
@@ -141,6 +155,7 @@ func (h *Handlers) Stats() Stats {
 		TicketsRefused:      h.ticketsRefused.Load(),
 		TicketIssueFailures: h.ticketFailures.Load(),
 		TicketsBadRequest:   h.ticketsBadRequest.Load(),
+		TicketsOverQuota:    h.ticketsOverQuota.Load(),
 	}
 }
 
@@ -292,6 +307,14 @@ func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "invalid or expired token")
 		return
 	}
+	if wait := h.quota.take(claims.Subject, now); wait > 0 {
+		h.ticketsOverQuota.Add(1)
+		h.cfg.Logger.Debug("ticket quota reached", "user", claims.Subject, "addr", addr, "retry_after", wait)
+		w.Header().Set("Retry-After", retryAfter(wait))
+		writeError(w, http.StatusTooManyRequests, "too many tickets for this user: at most "+
+			strconv.Itoa(h.cfg.MaxTicketsPerUser)+" per "+h.cfg.TicketTTL.String()+", retry later")
+		return
+	}
 	t, err := h.cfg.Store.Issue(ticket.Claims{
 		Subject:        claims.Subject,
 		SessionExpires: claims.Expires,
@@ -299,6 +322,7 @@ func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 		Origin:         r.Header.Get("Origin"),
 	}, now, h.cfg.TicketTTL)
 	if err != nil {
+		h.quota.refund(claims.Subject)
 		h.ticketFailures.Add(1)
 		status, msg := http.StatusInternalServerError, "cannot issue ticket"
 		switch {

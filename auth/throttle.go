@@ -9,7 +9,7 @@ import (
 
 // Login throttling.
 //
-// Two leaky buckets count failed logins: one per client address, one per user
+// Leaky buckets count failed logins: one per client address, one per user
 // name (known or not, so that a 429 never tells whether a user exists). A
 // bucket lets Burst failures through at once and then one more per
 // Interval; it drains by itself, so every lockout ends at most Interval after
@@ -20,21 +20,31 @@ import (
 //
 //   - An address over its limit gets 429 for every user: this stops one
 //     machine guessing many passwords or many users.
-//   - A user over its limit gets 429 only from addresses that are not clean,
-//     that is, whose own bucket has not drained since their last failure. A
-//     clean address (one with no recent failure) may still try, and a correct
-//     password from it logs in. So an attacker who fails against maggie from
-//     other addresses cannot lock maggie out, and the user limit still bites
-//     a password spray from many addresses: each address gets one guess per
-//     lock instead of Burst guesses.
+//   - The user's bucket counts failures across addresses: a password spray
+//     of one guess from each of many addresses fills it after UserBurst
+//     guesses, and from then on the whole spray gets one guess per
+//     UserInterval. It counts an address's first failure for that user, not
+//     each one (a (user, address) table remembers recent failures, for as
+//     long as the address's own bucket would): one address hammering a user
+//     is the address limit's business, and must not lock the user for
+//     everyone else.
+//   - A user over its limit gets 429 only from addresses that are not known
+//     good for that user. A successful login remembers its (user, address)
+//     pair for KnownTTL, and from a known address the user's limit does not
+//     apply (the address limit still does). So an attacker failing against
+//     maggie from anywhere cannot lock maggie out of the places she logged in
+//     from before. From an address she never used, during an ongoing spray,
+//     she waits like the attacker, for Retry-After (about one UserInterval).
 //
 // Memory is bounded whatever an attacker sends: each table holds at most
-// MaxEntries 64-bit keyed hashes of names, never the names. An entry is only
-// made by an attempt that goes on to a bcrypt comparison (tens of milliseconds), so a machine makes at most a few
-// hundred new entries a second, and an entry is worthless once its bucket
-// has drained; the cap is a backstop. When a shard is full, drained entries
-// are dropped first, then the entry nearest to draining, which keeps the hot
-// entries of an ongoing attack.
+// MaxEntries 64-bit keyed hashes of names, never the names. An entry in the
+// failure tables is only made by an attempt that goes on to a bcrypt
+// comparison (tens of milliseconds), so a machine makes at most a few hundred
+// new entries a second, and an entry is worthless once its bucket has
+// drained; the cap is a backstop. When a shard is full, drained entries are
+// dropped first, then the entry nearest to draining, which keeps the hot
+// entries of an ongoing attack. Only a correct password makes a known-good
+// entry, so an attacker cannot push the owner's out.
 //
 // The client address is what HandlerConfig.ClientAddr says, by default the
 // TCP peer (X-Forwarded-For is not trusted unless that hook reads it). IPv6
@@ -50,7 +60,10 @@ type ThrottleConfig struct {
 	// Defaults 5 and 1m.
 	UserBurst    int
 	UserInterval time.Duration
-	// MaxEntries bounds each of the two tables (rounded up to a multiple of
+	// KnownTTL is how long a successful login exempts its (user, address)
+	// pair from the user limit. Default 720h (30 days).
+	KnownTTL time.Duration
+	// MaxEntries bounds each of the tables (rounded up to a multiple of
 	// 16). Default 65536.
 	MaxEntries int
 	// Disabled turns throttling off (tests, or a proxy that does it).
@@ -63,6 +76,7 @@ const (
 	DefaultAddrInterval = 30 * time.Second
 	DefaultUserBurst    = 5
 	DefaultUserInterval = time.Minute
+	DefaultKnownTTL     = 30 * 24 * time.Hour
 	DefaultMaxEntries   = 1 << 16
 )
 
@@ -73,6 +87,8 @@ type Throttle struct {
 	now      func() time.Time
 	addr     *limiter
 	user     *limiter
+	pair     *limiter // recent failures of a (user, address) pair
+	known    *limiter // (user, address) pairs that logged in: tat is the expiry
 }
 
 // NewThrottle returns a throttle with cfg's limits; now is the clock (nil:
@@ -94,11 +110,14 @@ func NewThrottle(cfg ThrottleConfig, now func() time.Time) *Throttle {
 		return v
 	}
 	entries := orDefault(cfg.MaxEntries, DefaultMaxEntries)
+	addrBurst, addrInterval := orDefault(cfg.AddrBurst, DefaultAddrBurst), orDefaultDur(cfg.AddrInterval, DefaultAddrInterval)
 	return &Throttle{
 		disabled: cfg.Disabled,
 		now:      now,
-		addr:     newLimiter(orDefault(cfg.AddrBurst, DefaultAddrBurst), orDefaultDur(cfg.AddrInterval, DefaultAddrInterval), entries),
+		addr:     newLimiter(addrBurst, addrInterval, entries),
 		user:     newLimiter(orDefault(cfg.UserBurst, DefaultUserBurst), orDefaultDur(cfg.UserInterval, DefaultUserInterval), entries),
+		pair:     newLimiter(addrBurst, addrInterval, entries),
+		known:    newLimiter(1, orDefaultDur(cfg.KnownTTL, DefaultKnownTTL), entries),
 	}
 }
 
@@ -113,28 +132,47 @@ func (t *Throttle) Attempt(user, addr string) time.Duration {
 	}
 	now := t.now().UnixNano()
 	addr = addrKey(addr)
-	wait, prevAddr := t.addr.take(addr, now, false)
-	if wait > 0 {
+	if wait, _ := t.addr.take(addr, now, false); wait > 0 {
 		return time.Duration(wait)
 	}
-	clean := prevAddr <= now
-	if wait, _ = t.user.take(user, now, clean); wait > 0 {
+	pair := pairKey(user, addr)
+	known := t.known.wait(pair, now) > 0 // a remembered login: tat is its expiry
+	_, prevPair := t.pair.take(pair, now, true)
+	var wait int64
+	if prevPair <= now {
+		// This address's first failure for user (lately): it counts against
+		// the user, and is refused if the user is locked and addr unknown.
+		wait, _ = t.user.take(user, now, known)
+	} else if !known {
+		wait = t.user.wait(user, now)
+	}
+	if wait > 0 {
 		t.addr.refund(addr, now)
-		return time.Duration(min(wait, prevAddr-now))
+		t.pair.refund(pair, now)
+		return time.Duration(wait)
 	}
 	return 0
 }
 
-// Succeeded takes back what Attempt counted for a login that succeeded.
-// Safe from any goroutine.
+// Succeeded takes back what Attempt counted for a login that succeeded and
+// remembers addr as known good for user. Safe from any goroutine.
 func (t *Throttle) Succeeded(user, addr string) {
 	if t.disabled {
 		return
 	}
 	now := t.now().UnixNano()
-	t.addr.refund(addrKey(addr), now)
-	t.user.refund(user, now)
+	addr = addrKey(addr)
+	pair := pairKey(user, addr)
+	t.addr.refund(addr, now)
+	if t.pair.refund(pair, now) {
+		// The pair is clean again, so Attempt charged the user: take it back.
+		t.user.refund(user, now)
+	}
+	t.known.remember(pair, now)
 }
+
+// pairKey names a (user, address) pair; NUL cannot occur in an address key.
+func pairKey(user, addr string) string { return addr + "\x00" + user }
 
 // addrKey is the unit an address is counted by: an IPv4 address, or the /64
 // of an IPv6 address. A string that is no IP address counts as itself.
@@ -204,44 +242,75 @@ func (l *limiter) take(key string, now int64, force bool) (wait, prevTat int64) 
 		return next - limit, tat
 	}
 	if !ok && len(s.tat) >= l.perShard {
-		s.evict(now)
+		s.evict(now, l.perShard)
 	}
 	s.tat[h] = min(next, limit+l.interval)
 	return 0, tat
 }
 
-// refund takes one failure out of key's bucket.
-func (l *limiter) refund(key string, now int64) {
+// refund takes one failure out of key's bucket. It reports whether the
+// bucket is empty now.
+func (l *limiter) refund(key string, now int64) bool {
 	s, h := l.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	tat, ok := s.tat[h]
 	if !ok {
-		return
+		return true
 	}
 	if tat -= l.interval; tat <= now {
 		delete(s.tat, h)
-		return
+		return true
 	}
 	s.tat[h] = tat
+	return false
 }
 
-// evict makes room: it drops every drained entry, or if there is none, the
-// one closest to draining. Called with s.mu held.
-func (s *limiterShard) evict(now int64) {
-	var victim uint64
-	victimTat := int64(1<<63 - 1)
-	freed := false
+// remember sets key's entry to expire one interval from now: the known-good
+// table uses tat as an expiry, and wait(key) > 0 while it lasts.
+func (l *limiter) remember(key string, now int64) {
+	s, h := l.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.tat[h]; !ok && len(s.tat) >= l.perShard {
+		s.evict(now, l.perShard)
+	}
+	s.tat[h] = now + l.interval
+}
+
+// evict makes room: it drops every drained entry and, if that frees less
+// than a sixteenth of the shard, the entries nearest to draining (or to
+// expiry) until it does. Freeing a batch spreads the cost of the scan over
+// many inserts, so a full shard costs O(1) per insert, not O(entries).
+// Called with s.mu held.
+func (s *limiterShard) evict(now int64, perShard int) {
+	want := max(1, perShard/16)
+	freed := 0
+	lo, hi := int64(1<<63-1), int64(-1<<63)
 	for h, tat := range s.tat {
 		if tat <= now {
 			delete(s.tat, h)
-			freed = true
-		} else if tat < victimTat {
-			victim, victimTat = h, tat
+			freed++
+			continue
 		}
+		lo, hi = min(lo, tat), max(hi, tat)
 	}
-	if !freed {
-		delete(s.tat, victim)
+	// Widen the cut-off from the lowest entry until enough are gone; the
+	// last pass (the whole span) always frees enough.
+	for frac := int64(16); freed < want && len(s.tat) > 0; frac /= 2 {
+		cut := lo + (hi-lo)/max(frac, 1)
+		for h, tat := range s.tat {
+			if freed >= want {
+				break
+			}
+			if tat <= cut {
+				delete(s.tat, h)
+				freed++
+			}
+		}
+		if frac <= 1 {
+			break
+		}
 	}
 }
 

@@ -121,49 +121,138 @@ func TestThrottleConcurrentAttempts(t *testing.T) {
 	}
 }
 
-// An attacker failing against a user from many addresses locks the user for
-// its own addresses, but a clean address can still log in, and the lock ends
-// shortly after the attack stops.
-func TestThrottleUserLockCannotShutOutTheUser(t *testing.T) {
+func sprayAddr(i int) string { return "10.0." + strconv.Itoa(i/250) + "." + strconv.Itoa(i%250) }
+
+// A password spray, one guess from each of many addresses, is counted against
+// the user across addresses: after UserBurst guesses the rest are refused.
+func TestThrottleUserLimitCountsAcrossAddresses(t *testing.T) {
 	clk := newFakeClock()
-	th := NewThrottle(ThrottleConfig{UserBurst: 3, UserInterval: time.Minute, AddrBurst: 100, AddrInterval: 10 * time.Second}, clk.Now)
-	// A spray from 1000 addresses, each trying several times.
+	th := NewThrottle(ThrottleConfig{UserBurst: 5, UserInterval: time.Minute, AddrBurst: 10, AddrInterval: 30 * time.Second}, clk.Now)
 	allowed := 0
+	var lastWait time.Duration
+	for i := range 100 {
+		if w := th.Attempt("maggie", sprayAddr(i)); w == 0 {
+			allowed++
+		} else {
+			lastWait = w
+		}
+	}
+	if allowed != 5 {
+		t.Fatalf("100 addresses × 1 guess: %d guesses allowed, want 5 (the user burst)", allowed)
+	}
+	if lastWait <= 0 || lastWait > time.Minute {
+		t.Errorf("Retry-After %v, want at most the user interval", lastWait)
+	}
+	// The spray goes on at one guess per UserInterval, whatever the count of
+	// addresses.
+	clk.Advance(time.Minute)
+	allowed = 0
+	for i := 100; i < 200; i++ {
+		if th.Attempt("maggie", sprayAddr(i)) == 0 {
+			allowed++
+		}
+	}
+	if allowed != 1 {
+		t.Errorf("a minute later %d guesses allowed, want 1", allowed)
+	}
+	// Other users are not affected.
+	if w := th.Attempt("bob", sprayAddr(300)); w != 0 {
+		t.Errorf("another user throttled: %v", w)
+	}
+}
+
+// Making the spray's addresses dirty first (failing against a decoy user)
+// does not exempt them from the victim's count: it is kept per pair.
+func TestThrottleUserLimitIsPerPair(t *testing.T) {
+	th := NewThrottle(ThrottleConfig{UserBurst: 3, AddrBurst: 10}, newFakeClock().Now)
+	for i := range 50 {
+		th.Attempt("decoy", sprayAddr(i))
+	}
+	allowed := 0
+	for i := range 50 {
+		if th.Attempt("maggie", sprayAddr(i)) == 0 {
+			allowed++
+		}
+	}
+	if allowed != 3 {
+		t.Fatalf("%d guesses against maggie from dirty addresses, want 3", allowed)
+	}
+}
+
+// One address hammering a user is the address limit's business: it counts
+// once against the user, so the user still logs in from elsewhere.
+func TestThrottleOneAddressDoesNotLockTheUser(t *testing.T) {
+	th := NewThrottle(ThrottleConfig{UserBurst: 2, AddrBurst: 10}, newFakeClock().Now)
+	refused := false
+	for range 30 {
+		refused = th.Attempt("maggie", "198.51.100.1") > 0
+	}
+	if !refused {
+		t.Fatal("30 failures from one address were never refused")
+	}
+	if w := th.Attempt("maggie", "203.0.113.5"); w != 0 {
+		t.Fatalf("maggie from another address refused for %v after one address hammered her", w)
+	}
+}
+
+// During a spray that has locked maggie, she still logs in from an address
+// she logged in from before; from a new one she waits like the attacker.
+// The exemption lasts KnownTTL.
+func TestThrottleKnownGoodAddressGetsIn(t *testing.T) {
+	clk := newFakeClock()
+	th := NewThrottle(ThrottleConfig{UserBurst: 3, UserInterval: time.Minute, AddrBurst: 10,
+		KnownTTL: 24 * time.Hour}, clk.Now)
+	const home = "203.0.113.7"
+	if th.Attempt("maggie", home) != 0 {
+		t.Fatal("first login throttled")
+	}
+	th.Succeeded("maggie", home)
 	for i := range 1000 {
-		addr := "10.0." + strconv.Itoa(i/250) + "." + strconv.Itoa(i%250)
-		for range 3 {
-			if th.Attempt("maggie", addr) == 0 {
-				allowed++
-			}
-		}
+		th.Attempt("maggie", sprayAddr(i))
+		clk.Advance(10 * time.Millisecond)
 	}
-	// Each address got one guess once the user was locked, not three.
-	if allowed != 1000+2 {
-		t.Errorf("spray got %d guesses, want 1002 (burst 3, then one per clean address)", allowed)
+	if w := th.Attempt("maggie", "198.18.0.1"); w == 0 {
+		t.Fatal("a new address may guess a locked user")
 	}
-	// The attacker's addresses are refused for maggie...
-	w := th.Attempt("maggie", "10.0.0.1")
-	if w == 0 {
-		t.Fatal("attacker's address may keep guessing a locked user")
+	// Even a typo from home is allowed (within the address limit), then the
+	// right password.
+	if w := th.Attempt("maggie", home); w != 0 {
+		t.Fatalf("maggie at home throttled for %v during the spray", w)
 	}
-	if w > 10*time.Second {
-		t.Errorf("Retry-After %v is longer than the address needs to come clean", w)
+	if w := th.Attempt("maggie", home); w != 0 {
+		t.Fatalf("maggie at home throttled for %v after a typo", w)
 	}
-	// ...but not for other users,
-	if th.Attempt("bob", "10.0.0.1") != 0 {
-		t.Error("attacker's address locked out of other users")
+	th.Succeeded("maggie", home)
+	// The exemption is maggie's alone at that address.
+	if w := th.Attempt("bob", home); w != 0 {
+		t.Fatalf("bob at maggie's home throttled: %v", w)
 	}
-	// and maggie from her own clean address gets in.
-	if w := th.Attempt("maggie", "203.0.113.7"); w != 0 {
-		t.Fatalf("maggie from a clean address throttled for %v", w)
+	// It expires: a day later, with the spray going on, home is a stranger.
+	clk.Advance(24*time.Hour + time.Second)
+	for i := range 10 {
+		th.Attempt("maggie", sprayAddr(2000+i))
 	}
-	th.Succeeded("maggie", "203.0.113.7")
-	// The lock ends: forced attempts never pushed it past burst+1 intervals.
-	clk.Advance(4 * time.Minute)
+	if w := th.Attempt("maggie", home); w == 0 {
+		t.Fatal("the known-good exemption outlived KnownTTL")
+	}
+}
+
+// Successes do not drain the user's count, so the owner logging in often
+// gives a spray no extra guesses.
+func TestThrottleSuccessDoesNotRefundTheSpray(t *testing.T) {
+	th := NewThrottle(ThrottleConfig{UserBurst: 3, AddrBurst: 10}, newFakeClock().Now)
+	const home = "203.0.113.7"
+	th.Attempt("maggie", home)
+	th.Succeeded("maggie", home)
 	for i := range 3 {
-		if w := th.Attempt("maggie", "10.0.0.1"); w != 0 {
-			t.Fatalf("attempt %d after the attack stopped throttled: %v", i, w)
-		}
+		th.Attempt("maggie", sprayAddr(i))
+	}
+	for range 20 {
+		th.Attempt("maggie", home)
+		th.Succeeded("maggie", home)
+	}
+	if w := th.Attempt("maggie", sprayAddr(99)); w == 0 {
+		t.Fatal("the owner's successes reopened the user's lock")
 	}
 }
 
@@ -190,6 +279,15 @@ func TestThrottleMemoryBounded(t *testing.T) {
 	}
 	if n := th.user.len(); n > maxEntries {
 		t.Errorf("user table holds %d entries, cap %d", n, maxEntries)
+	}
+	if n := th.pair.len(); n > maxEntries {
+		t.Errorf("pair table holds %d entries, cap %d", n, maxEntries)
+	}
+	for i := range 20000 {
+		th.Succeeded("user-"+strconv.Itoa(i), "192.0.2.1")
+	}
+	if n := th.known.len(); n > maxEntries {
+		t.Errorf("known-good table holds %d entries, cap %d", n, maxEntries)
 	}
 	// Eviction takes entries nearest to draining, so the hot one stays locked.
 	if th.Attempt("v", "192.0.2.66") == 0 {

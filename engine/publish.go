@@ -109,6 +109,10 @@ func (h *PublishHandler) authorized(header string) bool {
 // parsePublish validates a /publish body; a non-empty message says what is wrong.
 func parsePublish(body []byte) (publishRequest, string) {
 	var req publishRequest
+	body, err := compactJSONText(body) // UTF-8, Unicode strings; data comes out compact
+	if err != nil {
+		return req, err.Error()
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -126,10 +130,6 @@ func parsePublish(body []byte) (publishRequest, string) {
 		return req, `missing target: give "user" or "broadcast":true`
 	case len(req.Data) == 0:
 		return req, `missing "data"`
-	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, req.Data); err == nil {
-		req.Data = compact.Bytes()
 	}
 	return req, ""
 }

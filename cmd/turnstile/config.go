@@ -47,6 +47,12 @@ type config struct {
 	DrainTimeout    time.Duration
 	LogLevel        slog.Level
 	LogJSON         bool
+
+	// Abuse limits of the HTTP API (see auth.ThrottleConfig and keyguard.go).
+	Login               auth.ThrottleConfig
+	MaxTicketsPerUser   int
+	PublishAuthBurst    int
+	PublishAuthInterval time.Duration
 }
 
 // envName maps a flag name to its environment variable: -ticket-ttl → TURNSTILE_TICKET_TTL.
@@ -90,6 +96,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.IntVar(&c.Loops, "loops", 0, "gnet event loops (0: GOMAXPROCS)")
 	fs.BoolVar(&c.Echo, "echo", false, "echo every client data message (conformance tests, latency benchmarks)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long connections get to close after 1001")
+	fs.IntVar(&c.Login.AddrBurst, "login-addr-burst", auth.DefaultAddrBurst, "failed logins from one address before it is throttled (429)")
+	fs.DurationVar(&c.Login.AddrInterval, "login-addr-interval", auth.DefaultAddrInterval, "then one more failed login per address this often")
+	fs.IntVar(&c.Login.UserBurst, "login-user-burst", auth.DefaultUserBurst, "failed logins for one user, counted across addresses, before the user is throttled for addresses it has not logged in from")
+	fs.DurationVar(&c.Login.UserInterval, "login-user-interval", auth.DefaultUserInterval, "then one more failed login per user this often")
+	fs.DurationVar(&c.Login.KnownTTL, "login-known-ttl", auth.DefaultKnownTTL, "an address a user logged in from stays exempt from that user's throttle this long")
+	fs.IntVar(&c.MaxTicketsPerUser, "max-tickets-per-user", auth.DefaultMaxTicketsPerUser, "most tickets one user may hold within -ticket-ttl; past it /ws_ticket answers 429 (0: no limit)")
+	fs.IntVar(&c.PublishAuthBurst, "publish-auth-burst", 10, "wrong publish keys from one address before it is throttled (429, also for the right key)")
+	fs.DurationVar(&c.PublishAuthInterval, "publish-auth-interval", 6*time.Second, "then one more wrong publish key per address this often")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "text or json")
 	fs.Usage = func() {
@@ -210,10 +224,39 @@ func (c *config) validate() error {
 	if c.MaxConnsPerUser < 0 {
 		bad("-max-conns-per-user %d: must be 0 (no limit) or more", c.MaxConnsPerUser)
 	}
+	for _, p := range []struct {
+		flag string
+		v    int
+	}{{"-login-addr-burst", c.Login.AddrBurst}, {"-login-user-burst", c.Login.UserBurst}, {"-publish-auth-burst", c.PublishAuthBurst}} {
+		if p.v < 1 {
+			bad("%s %d: must be at least 1", p.flag, p.v)
+		}
+	}
+	for _, p := range []struct {
+		flag string
+		d    time.Duration
+	}{{"-login-addr-interval", c.Login.AddrInterval}, {"-login-user-interval", c.Login.UserInterval},
+		{"-login-known-ttl", c.Login.KnownTTL}, {"-publish-auth-interval", c.PublishAuthInterval}} {
+		if p.d <= 0 {
+			bad("%s %v: must be positive", p.flag, p.d)
+		}
+	}
+	if c.MaxTicketsPerUser < 0 || c.MaxTicketsPerUser > auth.MaxTicketQuota {
+		bad("-max-tickets-per-user %d: must be 0 (no limit) to %d", c.MaxTicketsPerUser, auth.MaxTicketQuota)
+	}
 	if c.Loops < 0 {
 		bad("-loops %d: must be 0 (GOMAXPROCS) or more", c.Loops)
 	}
 	return errors.Join(errs...)
+}
+
+// ticketQuota maps -max-tickets-per-user to auth's setting: the flag's 0 (no
+// limit) is auth's negative, auth's 0 being its default.
+func ticketQuota(flag int) int {
+	if flag == 0 {
+		return -1
+	}
+	return flag
 }
 
 func parseOrigins(s string) ([]string, error) {

@@ -95,6 +95,7 @@ type server struct {
 	users      *auth.Users
 	tokens     *auth.Tokens
 	handlers   *auth.Handlers
+	keyGuard   *keyGuard // throttles wrong publish keys on every publish-key endpoint
 	ws         *engine.Server
 	publishKey string
 	origins    []string // allowed Origins, for the upgrade and for CORS alike
@@ -199,6 +200,9 @@ func (s *server) start() error {
 		WSPort:     wsPort,
 		WSPath:     s.cfg.WSPath,
 		Logger:     s.log.With("listener", "http"),
+
+		Throttle:          s.cfg.Login,
+		MaxTicketsPerUser: ticketQuota(s.cfg.MaxTicketsPerUser),
 	})
 	if err != nil {
 		s.stopAll()
@@ -209,6 +213,7 @@ func (s *server) start() error {
 		s.stopAll()
 		return err
 	}
+	s.keyGuard = newKeyGuard(s.cfg.PublishAuthBurst, s.cfg.PublishAuthInterval, clientAddr, s.log.With("listener", "http"))
 	sweepCtx, cancel := context.WithCancel(context.Background())
 	s.stopSweep = cancel
 	go s.store.Run(sweepCtx, time.Second)
@@ -233,8 +238,8 @@ func (s *server) start() error {
 func (s *server) routes(publish http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/auth", s.cors(s.handlers.Auth()))
-	mux.Handle("/ws_ticket", s.cors(s.handlers.Ticket()))
-	mux.Handle("/publish", publish)
+	mux.Handle("/ws_ticket", s.cors(s.refuseWhileDraining(s.handlers.Ticket())))
+	mux.Handle("/publish", s.refuseWhileDraining(s.keyGuard.wrap(publish)))
 	mux.Handle("/metrics", newMetricsHandler(s))
 	if s.cfg.Dev {
 		mux.HandleFunc("/", serveDemo)

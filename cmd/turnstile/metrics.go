@@ -89,6 +89,7 @@ func newMetricsHandler(s *server) http.Handler {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStatsCollector(s),
+		newAbuseCollector(s),
 	)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
