@@ -98,6 +98,9 @@ func NewHandlers(cfg HandlerConfig) (*Handlers, error) {
 	if cfg.Store == nil {
 		return nil, ErrNoStore
 	}
+	if cfg.Users != nil && !cfg.Tokens.CanSign() {
+		return nil, ErrUsersNeedSigner
+	}
 	if cfg.TicketTTL == 0 {
 		cfg.TicketTTL = DefaultTicketTTL
 	}
@@ -300,8 +303,8 @@ func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 	}
 	now := h.cfg.Now()
 	if !claims.Expires.After(now) {
-		// Verify's leeway forgives clock skew, but a ticket for a session
-		// that has already ended could never be redeemed: refuse it here.
+		// Verify already refuses exp <= now (exp is exact); a ticket for a
+		// session that has ended could never be redeemed: belt and braces.
 		h.ticketsRefused.Add(1)
 		w.Header().Set("WWW-Authenticate", challengeInvalid)
 		writeError(w, http.StatusUnauthorized, "invalid or expired token")
@@ -361,6 +364,11 @@ func tokenFailure(err error) string {
 		reason string
 	}{
 		{ErrTokenTooLarge, "too large"},
+		{ErrNoKID, "no kid"},
+		{ErrUnknownKID, "unknown kid"},
+		{ErrWrongAlg, "alg does not match the key"},
+		{ErrCritHeader, "crit header"},
+		{ErrNoUser, "no user claim"},
 		{jwt.ErrTokenMalformed, "malformed"},
 		{jwt.ErrTokenSignatureInvalid, "bad signature or algorithm"},
 		{jwt.ErrTokenExpired, "expired"},

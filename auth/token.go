@@ -1,11 +1,11 @@
 package auth
 
 import (
-	"crypto/ed25519"
+	"crypto"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"os"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -28,36 +28,51 @@ const (
 )
 
 // TokenConfig configures Tokens. Its zero value works: issuer and audience
-// "turnstile", 15 minutes of lifetime, 5 s of leeway, the wall clock.
+// "turnstile", 15 minutes of lifetime, 5 s of leeway, the user in "sub",
+// the wall clock.
 type TokenConfig struct {
 	// Issuer and Audience are written into every token and required of every
 	// token verified.
 	Issuer, Audience string
 	// TTL is the lifetime of a signed token.
 	TTL time.Duration
-	// Leeway is the clock skew allowed on exp, nbf and iat; at most MaxLeeway.
+	// Leeway is the clock skew forgiven on nbf and iat (an issuer whose
+	// clock runs ahead); at most MaxLeeway. exp gets none: a token is
+	// refused from its exp on, the end of the session it opens.
 	Leeway time.Duration
+	// UserClaim names the claim that holds the user (default "sub"), for
+	// providers that put it elsewhere ("email", "preferred_username"). It
+	// must hold a non-empty string. Sign writes it beside sub.
+	UserClaim string
 	// Now is the clock, for tests.
 	Now func() time.Time
 }
 
+// DefaultUserClaim is the claim that names the user unless configured.
+const DefaultUserClaim = "sub"
+
 // Claims is what a verified token says.
 type Claims struct {
-	Subject  string
+	Subject  string // the user: the value of TokenConfig.UserClaim
 	Expires  time.Time
 	IssuedAt time.Time // zero if the token has no iat
 	ID       string    // jti
 }
 
-// Tokens signs and verifies JWTs with one algorithm, HS256 or EdDSA, and
-// accepts no other. Sign and Verify are safe to call from many goroutines.
-// Make one with NewHS256, NewEdDSA or LoadEdDSAKeyFile.
+// Tokens verifies JWTs with one key, or the keys of a JWK Set, and signs
+// them if it holds a private key. The algorithm is pinned by the key: HS256
+// for a secret, EdDSA for Ed25519, RS256 for RSA, ES256 for P-256; no
+// other is accepted, "none" never, and a kid never selects a file or URL.
+// Sign and Verify are safe to call from many goroutines. Make one with
+// NewHS256, NewEdDSA, LoadEdDSAKeyFile, NewPublicKey, LoadPublicKeyFile or
+// NewJWKSTokens.
 type Tokens struct {
-	cfg       TokenConfig
-	method    jwt.SigningMethod
-	signKey   any
-	verifyKey any
-	parser    *jwt.Parser
+	cfg     TokenConfig
+	alg     string            // what Alg says
+	method  jwt.SigningMethod // signs; nil for a verify-only key
+	signKey any
+	parser  *jwt.Parser
+	keyfunc jwt.Keyfunc // the key for a token, its algorithm checked
 }
 
 // GenerateDevKey returns a random 32-byte HS256 secret for -dev.
@@ -76,38 +91,113 @@ func NewHS256(secret []byte, cfg TokenConfig) (*Tokens, error) {
 		return nil, fmt.Errorf("%w (got %d)", ErrShortSecret, len(secret))
 	}
 	key := append([]byte(nil), secret...)
-	return newTokens(jwt.SigningMethodHS256, key, key, cfg)
+	return newTokens(cfg, jwt.SigningMethodHS256, key, fixedKey(jwt.SigningMethodHS256, key))
 }
 
 // NewEdDSA returns Tokens that sign with the Ed25519 private key in
 // pemPrivateKey (PKCS #8, "-----BEGIN PRIVATE KEY-----", as written by
 // `openssl genpkey -algorithm ed25519`) and verify with its public half.
 func NewEdDSA(pemPrivateKey []byte, cfg TokenConfig) (*Tokens, error) {
-	key, err := jwt.ParseEdPrivateKeyFromPEM(pemPrivateKey)
+	priv, err := parseEdPrivatePEM(pemPrivateKey)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+		return nil, err
 	}
-	priv, ok := key.(ed25519.PrivateKey)
-	if !ok {
-		return nil, ErrBadKey
-	}
-	return newTokens(jwt.SigningMethodEdDSA, priv, priv.Public(), cfg)
+	return newTokens(cfg, jwt.SigningMethodEdDSA, priv, fixedKey(jwt.SigningMethodEdDSA, priv.Public()))
 }
 
-// LoadEdDSAKeyFile is NewEdDSA over the contents of a file.
+// LoadEdDSAKeyFile is NewEdDSA over the contents of a file. Its errors do
+// not repeat the path: the caller names it (with its flag).
 func LoadEdDSAKeyFile(path string, cfg TokenConfig) (*Tokens, error) {
-	pem, err := os.ReadFile(path)
+	data, err := readKeyFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("auth: jwt key: %w", err)
+		return nil, err
 	}
-	t, err := NewEdDSA(pem, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return t, nil
+	return NewEdDSA(data, cfg)
 }
 
-func newTokens(method jwt.SigningMethod, signKey, verifyKey any, cfg TokenConfig) (*Tokens, error) {
+// NewPublicKey returns verify-only Tokens for pub: RSA (RS256), ECDSA
+// P-256 (ES256) or Ed25519 (EdDSA). Sign fails with ErrVerifyOnly.
+func NewPublicKey(pub crypto.PublicKey, cfg TokenConfig) (*Tokens, error) {
+	method, err := methodFor(pub)
+	if err != nil {
+		return nil, err
+	}
+	return newTokens(cfg, nil, nil, fixedKey(method, pub), method.Alg())
+}
+
+// LoadPublicKeyFile is NewPublicKey over a PEM file (ParsePublicKeyPEM).
+// Its errors do not repeat the path: the caller names it.
+func LoadPublicKeyFile(path string, cfg TokenConfig) (*Tokens, error) {
+	data, err := readKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := ParsePublicKeyPEM(data)
+	if err != nil {
+		return nil, err
+	}
+	return NewPublicKey(pub, cfg)
+}
+
+// NewJWKSTokens returns verify-only Tokens over a JWK Set: a token must name
+// a kid the set holds, and its alg must be the one that key allows (RS256,
+// ES256 or EdDSA). Sign fails with ErrVerifyOnly.
+func NewJWKSTokens(set *JWKS, cfg TokenConfig) (*Tokens, error) {
+	return newTokens(cfg, nil, nil, set.keyfunc, "RS256", "ES256", "EdDSA")
+}
+
+// fixedKey is the keyfunc of a single key: the token's alg must be method's.
+// The parser's WithValidMethods already refused others; this is belt and
+// braces, and the one place a kid is ignored rather than looked up.
+func fixedKey(method jwt.SigningMethod, key any) jwt.Keyfunc {
+	return func(tok *jwt.Token) (any, error) {
+		if err := checkHeader(tok); err != nil {
+			return nil, err
+		}
+		if tok.Method.Alg() != method.Alg() {
+			return nil, ErrWrongAlg
+		}
+		return key, nil
+	}
+}
+
+// keyfunc looks the token's kid up in the set; the key's type decides the
+// algorithm, and the token's alg must be that one.
+func (j *JWKS) keyfunc(tok *jwt.Token) (any, error) {
+	if err := checkHeader(tok); err != nil {
+		return nil, err
+	}
+	kid, _ := tok.Header["kid"].(string)
+	if kid == "" {
+		return nil, ErrNoKID
+	}
+	k, ok := j.key(kid)
+	if !ok {
+		return nil, ErrUnknownKID
+	}
+	if tok.Method.Alg() != k.method.Alg() {
+		return nil, ErrWrongAlg
+	}
+	return k.key, nil
+}
+
+// checkHeader refuses what the header may demand that we do not do: any
+// crit extension (RFC 7515 4.1.11: a recipient that does not understand
+// one must reject the token; we understand none).
+func checkHeader(tok *jwt.Token) error {
+	if _, ok := tok.Header["crit"]; ok {
+		return ErrCritHeader
+	}
+	return nil
+}
+
+// registeredClaims are claims that cannot name the user.
+var registeredClaims = map[string]bool{"iss": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true}
+
+// newTokens fills cfg's defaults and builds the parser. method and signKey
+// sign (nil: verify-only); algs are the algorithms verified, default
+// method's alone.
+func newTokens(cfg TokenConfig, method jwt.SigningMethod, signKey any, keyfunc jwt.Keyfunc, algs ...string) (*Tokens, error) {
 	if cfg.Issuer == "" {
 		cfg.Issuer = DefaultIssuer
 	}
@@ -129,11 +219,20 @@ func newTokens(method jwt.SigningMethod, signKey, verifyKey any, cfg TokenConfig
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	t := &Tokens{cfg: cfg, method: method, signKey: signKey, verifyKey: verifyKey}
+	if cfg.UserClaim == "" {
+		cfg.UserClaim = DefaultUserClaim
+	}
+	if registeredClaims[cfg.UserClaim] {
+		return nil, fmt.Errorf("%w (got %q)", ErrBadUserClaim, cfg.UserClaim)
+	}
+	if len(algs) == 0 {
+		algs = []string{method.Alg()}
+	}
+	t := &Tokens{cfg: cfg, alg: strings.Join(algs, ","), method: method, signKey: signKey, keyfunc: keyfunc}
 	// golang-jwt checks exp and nbf only when present and iss and aud only
-	// when asked: pin all of them, and the one algorithm.
+	// when asked: pin all of them, and the algorithms.
 	t.parser = jwt.NewParser(
-		jwt.WithValidMethods([]string{method.Alg()}),
+		jwt.WithValidMethods(algs),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuer(cfg.Issuer),
 		jwt.WithAudience(cfg.Audience),
@@ -145,8 +244,13 @@ func newTokens(method jwt.SigningMethod, signKey, verifyKey any, cfg TokenConfig
 	return t, nil
 }
 
-// Alg is the JWT algorithm, "HS256" or "EdDSA". Safe from any goroutine.
-func (t *Tokens) Alg() string { return t.method.Alg() }
+// Alg is the JWT algorithm verified: "HS256", "EdDSA", "RS256", "ES256",
+// or "RS256,ES256,EdDSA" for a JWK Set. Safe from any goroutine.
+func (t *Tokens) Alg() string { return t.alg }
+
+// CanSign says whether Sign works (the key is not verify-only). Safe from
+// any goroutine.
+func (t *Tokens) CanSign() bool { return t.method != nil }
 
 // TTL is the lifetime of signed tokens. Safe from any goroutine.
 func (t *Tokens) TTL() time.Duration { return t.cfg.TTL }
@@ -155,6 +259,9 @@ func (t *Tokens) TTL() time.Duration { return t.cfg.TTL }
 // returns it with its expiry (whole seconds, as in the token). Safe to call
 // from many goroutines.
 func (t *Tokens) Sign(sub string) (token string, expires time.Time, err error) {
+	if t.method == nil {
+		return "", time.Time{}, ErrVerifyOnly
+	}
 	now := t.cfg.Now().Truncate(time.Second)
 	expires = now.Add(t.cfg.TTL)
 	var jti [16]byte
@@ -169,7 +276,11 @@ func (t *Tokens) Sign(sub string) (token string, expires time.Time, err error) {
 		ExpiresAt: jwt.NewNumericDate(expires),
 		ID:        base64.RawURLEncoding.EncodeToString(jti[:]),
 	}
-	token, err = jwt.NewWithClaims(t.method, claims).SignedString(t.signKey)
+	var c jwt.Claims = claims
+	if extra := t.extraClaims(sub); len(extra) > 0 {
+		c = withExtra{claims, extra}
+	}
+	token, err = jwt.NewWithClaims(t.method, c).SignedString(t.signKey)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("auth: sign: %w", err)
 	}
@@ -179,36 +290,21 @@ func (t *Tokens) Sign(sub string) (token string, expires time.Time, err error) {
 // errTooLarge is built once: refusing a huge token must cost next to nothing.
 var errTooLarge = fmt.Errorf("%w: %w", ErrInvalidToken, ErrTokenTooLarge)
 
-// Verify checks token's size, algorithm, signature, exp (required), nbf and
-// iat (if present), iss, aud and sub (required), and returns its claims.
+// Verify checks token's size, header (no crit), algorithm and key (pinned),
+// signature, exp (required, exact), nbf and iat (if present, with leeway),
+// iss, aud and the user claim (a non-empty string), and returns its claims.
 // Every failure wraps ErrInvalidToken. Safe to call from many goroutines.
 func (t *Tokens) Verify(token string) (Claims, error) {
 	if len(token) > MaxTokenBytes {
 		return Claims{}, errTooLarge
 	}
-	var rc jwt.RegisteredClaims
-	_, err := t.parser.ParseWithClaims(token, &rc, t.key)
+	var mc jwt.MapClaims
+	if _, err := t.parser.ParseWithClaims(token, &mc, t.keyfunc); err != nil {
+		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	c, err := t.claimsOf(mc)
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	if rc.Subject == "" {
-		return Claims{}, fmt.Errorf("%w: no sub", ErrInvalidToken)
-	}
-	if rc.ExpiresAt == nil { // the parser requires exp; never trust one option alone
-		return Claims{}, fmt.Errorf("%w: no exp", ErrInvalidToken)
-	}
-	c := Claims{Subject: rc.Subject, Expires: rc.ExpiresAt.Time, ID: rc.ID}
-	if rc.IssuedAt != nil {
-		c.IssuedAt = rc.IssuedAt.Time
-	}
 	return c, nil
-}
-
-// key hands the parser the verification key, but only for our algorithm; the
-// parser's WithValidMethods already refused others, this is belt and braces.
-func (t *Tokens) key(tok *jwt.Token) (any, error) {
-	if tok.Method.Alg() != t.method.Alg() {
-		return nil, fmt.Errorf("unexpected alg %q", tok.Method.Alg())
-	}
-	return t.verifyKey, nil
 }

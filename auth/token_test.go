@@ -1,8 +1,12 @@
 package auth
 
 import (
+	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -13,6 +17,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/turnstile-push/turnstile/internal/testidp"
 )
 
 // testNow is the fixed clock of token tests.
@@ -20,7 +26,8 @@ var testNow = time.Unix(1_800_000_000, 0)
 
 func fixedClock() time.Time { return testNow }
 
-// keys are the test's signing material.
+// keys are the test's signing material: a verifier per key type, and for
+// each a signer of good tokens.
 type keys struct {
 	secret    []byte
 	edPriv    ed25519.PrivateKey
@@ -28,7 +35,20 @@ type keys struct {
 	otherEd   ed25519.PrivateKey
 	hs, ed    *Tokens
 	otherHMAC []byte
+
+	idp                  *testidp.Provider // publishes rsa-1, ec-1, ed-1
+	rsaPub, ecPub, edPub *Tokens           // verify-only, one fixed key each
+	jwks                 *Tokens           // verify-only over idp's JWK Set
+	set                  *JWKS
+	otherRSA             *rsa.PrivateKey
+	otherEC              *ecdsa.PrivateKey
+	verifiers            map[string]*Tokens
+	signers              map[string]signer
 }
+
+// signer signs claims the way a verifier's legitimate issuer does, with
+// extra header fields.
+type signer func(c jwt.MapClaims, header map[string]any) string
 
 func newKeys(t testing.TB) *keys {
 	t.Helper()
@@ -44,7 +64,67 @@ func newKeys(t testing.TB) *keys {
 	if k.ed, err = NewEdDSA(k.edPEM, cfg); err != nil {
 		t.Fatal(err)
 	}
+	k.idp = testidp.New(t)
+	k.idp.Add("ed-1", jwt.SigningMethodEdDSA)
+	k.otherRSA = testidp.OtherRSA()
+	k.otherEC, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rsaKey, ecKey := k.idp.Key("rsa-1"), k.idp.Key("ec-1")
+	if k.rsaPub, err = NewPublicKey(rsaKey.Public(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if k.ecPub, err = NewPublicKey(ecKey.Public(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if k.edPub, err = NewPublicKey(k.edPriv.Public(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	k.set = runJWKS(t, JWKSConfig{URL: k.idp.URL()})
+	if k.jwks, err = NewJWKSTokens(k.set, cfg); err != nil {
+		t.Fatal(err)
+	}
+	with := func(m jwt.SigningMethod, key any, kid string) signer {
+		return func(c jwt.MapClaims, header map[string]any) string {
+			h := map[string]any{}
+			if kid != "" {
+				h["kid"] = kid
+			}
+			for n, v := range header {
+				h[n] = v
+			}
+			return testidp.Sign(t, m, key, h, c)
+		}
+	}
+	k.verifiers = map[string]*Tokens{"hs": k.hs, "ed": k.ed, "rsa": k.rsaPub, "ec": k.ecPub, "edpub": k.edPub, "jwks": k.jwks}
+	k.signers = map[string]signer{
+		"hs":    with(jwt.SigningMethodHS256, k.secret, ""),
+		"ed":    with(jwt.SigningMethodEdDSA, k.edPriv, ""),
+		"rsa":   with(jwt.SigningMethodRS256, rsaKey.Priv, ""),
+		"ec":    with(jwt.SigningMethodES256, ecKey.Priv, ""),
+		"edpub": with(jwt.SigningMethodEdDSA, k.edPriv, ""),
+		"jwks":  with(jwt.SigningMethodRS256, rsaKey.Priv, "rsa-1"),
+	}
 	return k
+}
+
+// runJWKS runs a JWKS until the end of the test and waits for its keys.
+func runJWKS(t testing.TB, cfg JWKSConfig) *JWKS {
+	t.Helper()
+	set, err := NewJWKS(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { set.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(10 * time.Second)
+	for set.Stats().Keys == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("JWKS at %s: no keys after 10s: %+v", cfg.URL, set.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return set
 }
 
 func edPEM(t testing.TB, priv ed25519.PrivateKey) []byte {
@@ -118,8 +198,8 @@ func attacks(t testing.TB, k *keys) []attack {
 		attack{"wrong aud", "ed", ed(with(func(c jwt.MapClaims) { c["aud"] = []string{"other", "another"} })), jwt.ErrTokenInvalidAudience},
 		attack{"missing aud", "hs", hs(with(func(c jwt.MapClaims) { delete(c, "aud") })), jwt.ErrTokenRequiredClaimMissing},
 		attack{"missing exp", "hs", hs(with(func(c jwt.MapClaims) { delete(c, "exp") })), jwt.ErrTokenRequiredClaimMissing},
-		attack{"exp not a number", "hs", hs(with(func(c jwt.MapClaims) { c["exp"] = "tomorrow" })), jwt.ErrTokenMalformed},
-		attack{"missing sub", "ed", ed(with(func(c jwt.MapClaims) { delete(c, "sub") })), ErrInvalidToken},
+		attack{"exp not a number", "hs", hs(with(func(c jwt.MapClaims) { c["exp"] = "tomorrow" })), jwt.ErrInvalidType},
+		attack{"missing sub", "ed", ed(with(func(c jwt.MapClaims) { delete(c, "sub") })), ErrNoUser},
 		attack{"1 MB token", "hs", hs(hugeClaims), ErrTokenTooLarge},
 		attack{"1 MB garbage", "ed", strings.Repeat("a", 1<<20), ErrTokenTooLarge},
 		attack{"empty", "hs", "", jwt.ErrTokenMalformed},
@@ -131,15 +211,100 @@ func attacks(t testing.TB, k *keys) []attack {
 		attack{"payload not JSON", "hs", header + ".bm90IGpzb24." + strings.Repeat("A", 43), jwt.ErrTokenMalformed},
 		attack{"padded base64", "hs", header + "=." + payload + "." + strings.SplitN(valid, ".", 3)[2], jwt.ErrTokenMalformed},
 		attack{"tampered payload", "hs", header + "." + payload + "A." + strings.SplitN(valid, ".", 3)[2], jwt.ErrTokenMalformed},
+		attack{"expired 1s ago (exp gets no leeway)", "hs", hs(with(func(c jwt.MapClaims) { c["exp"] = testNow.Add(-time.Second).Unix() })), jwt.ErrTokenExpired},
+		attack{"exp is now", "ed", ed(with(func(c jwt.MapClaims) { c["exp"] = testNow.Unix() })), jwt.ErrTokenExpired},
+	)
+	return append(list, keyAttacks(t, k)...)
+}
+
+// keyAttacks are the attacks on every key type: the algorithm is pinned by
+// the key, alg none never passes, a kid selects only a key of the set, an
+// unknown crit header is refused, and the user claim is required.
+func keyAttacks(t testing.TB, k *keys) []attack {
+	rsaKey, ecKey, edKey := k.idp.Key("rsa-1"), k.idp.Key("ec-1"), k.idp.Key("ed-1")
+	rsaPEM := pubPEMOf(t, rsaKey.Public())
+	rsaDER, _ := x509.MarshalPKIXPublicKey(rsaKey.Public())
+	ecPEM := pubPEMOf(t, ecKey.Public())
+	edPub := []byte(k.edPriv.Public().(ed25519.PublicKey))
+	none := testidp.Sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, map[string]any{"kid": "rsa-1"}, goodClaims())
+	hsWith := func(secret []byte, kid string) string {
+		h := map[string]any{}
+		if kid != "" {
+			h["kid"] = kid
+		}
+		return testidp.Sign(t, jwt.SigningMethodHS256, secret, h, goodClaims())
+	}
+	forged := func(m jwt.SigningMethod, key any, header map[string]any) string {
+		return testidp.Sign(t, m, key, header, goodClaims())
+	}
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	var list []attack
+	for _, v := range []string{"rsa", "ec", "edpub", "jwks"} {
+		list = append(list,
+			attack{"alg none, kid of a real key", v, none, jwt.ErrTokenSignatureInvalid},
+			attack{"HS256 with the RSA public key PEM as secret", v, hsWith(rsaPEM, "rsa-1"), jwt.ErrTokenSignatureInvalid},
+			attack{"HS256 with the RSA public key DER as secret", v, hsWith(rsaDER, "rsa-1"), jwt.ErrTokenSignatureInvalid},
+			attack{"HS256 with the EC public key PEM as secret", v, hsWith(ecPEM, "ec-1"), jwt.ErrTokenSignatureInvalid},
+			attack{"HS256 with the Ed25519 public key as secret", v, hsWith(edPub, "ed-1"), jwt.ErrTokenSignatureInvalid},
+			attack{"RS384 by the right RSA key", v, forged(jwt.SigningMethodRS384, rsaKey.Priv, map[string]any{"kid": "rsa-1"}), jwt.ErrTokenSignatureInvalid},
+			attack{"PS256 by the right RSA key", v, forged(jwt.SigningMethodPS256, rsaKey.Priv, map[string]any{"kid": "rsa-1"}), jwt.ErrTokenSignatureInvalid},
+		)
+	}
+	for _, v := range []string{"hs", "ed", "rsa", "ec", "edpub", "jwks"} {
+		sign := k.signers[v]
+		list = append(list,
+			attack{"crit header, well signed", v, sign(goodClaims(), map[string]any{"crit": []string{"exp"}}), ErrCritHeader},
+			attack{"crit header with an unknown extension", v, sign(goodClaims(), map[string]any{"crit": []string{"x-ext"}, "x-ext": true}), ErrCritHeader},
+			attack{"empty crit header", v, sign(goodClaims(), map[string]any{"crit": []string{}}), ErrCritHeader},
+			attack{"user claim missing", v, sign(with(func(c jwt.MapClaims) { delete(c, "sub") }), nil), ErrNoUser},
+			attack{"user claim empty", v, sign(with(func(c jwt.MapClaims) { c["sub"] = "" }), nil), ErrNoUser},
+			attack{"user claim a number", v, sign(with(func(c jwt.MapClaims) { c["sub"] = 42 }), nil), ErrNoUser},
+			attack{"user claim an object", v, sign(with(func(c jwt.MapClaims) { c["sub"] = map[string]any{"id": "maggie"} }), nil), ErrNoUser},
+			attack{"expired", v, sign(with(func(c jwt.MapClaims) { c["exp"] = testNow.Add(-time.Second).Unix() }), nil), jwt.ErrTokenExpired},
+			attack{"wrong iss", v, sign(with(func(c jwt.MapClaims) { c["iss"] = "https://evil.example/" }), nil), jwt.ErrTokenInvalidIssuer},
+			attack{"wrong aud", v, sign(with(func(c jwt.MapClaims) { c["aud"] = "other" }), nil), jwt.ErrTokenInvalidAudience},
+		)
+	}
+	list = append(list,
+		attack{"RSA verifier: ES256 token", "rsa", forged(jwt.SigningMethodES256, ecKey.Priv, nil), jwt.ErrTokenSignatureInvalid},
+		attack{"RSA verifier: another RSA key", "rsa", forged(jwt.SigningMethodRS256, k.otherRSA, nil), jwt.ErrTokenSignatureInvalid},
+		attack{"EC verifier: RS256 token", "ec", forged(jwt.SigningMethodRS256, rsaKey.Priv, nil), jwt.ErrTokenSignatureInvalid},
+		attack{"EC verifier: another P-256 key", "ec", forged(jwt.SigningMethodES256, k.otherEC, nil), jwt.ErrTokenSignatureInvalid},
+		attack{"EC verifier: ES384 token by a P-384 key", "ec", forged(jwt.SigningMethodES384, p384, map[string]any{"kid": "ec-1"}), jwt.ErrTokenSignatureInvalid},
+		attack{"Ed25519 verifier: another Ed25519 key", "edpub", forged(jwt.SigningMethodEdDSA, k.otherEd, nil), jwt.ErrTokenSignatureInvalid},
+		attack{"Ed25519 verifier: RS256 token", "edpub", forged(jwt.SigningMethodRS256, rsaKey.Priv, nil), jwt.ErrTokenSignatureInvalid},
+		attack{"fixed key: a kid selects nothing (path)", "rsa", forged(jwt.SigningMethodRS256, k.otherRSA, map[string]any{"kid": "../../../../etc/ssl/private/key.pem"}), jwt.ErrTokenSignatureInvalid},
+
+		attack{"JWKS: no kid", "jwks", forged(jwt.SigningMethodRS256, rsaKey.Priv, nil), ErrNoKID},
+		attack{"JWKS: kid not a string", "jwks", forged(jwt.SigningMethodRS256, rsaKey.Priv, map[string]any{"kid": 1}), ErrNoKID},
+		attack{"JWKS: empty kid", "jwks", forged(jwt.SigningMethodRS256, rsaKey.Priv, map[string]any{"kid": ""}), ErrNoKID},
+		attack{"JWKS: unknown kid", "jwks", forged(jwt.SigningMethodRS256, rsaKey.Priv, map[string]any{"kid": "rsa-9"}), ErrUnknownKID},
+		attack{"JWKS: kid is a file path", "jwks", forged(jwt.SigningMethodRS256, rsaKey.Priv, map[string]any{"kid": "/etc/passwd"}), ErrUnknownKID},
+		attack{"JWKS: kid is a URL", "jwks", forged(jwt.SigningMethodRS256, k.otherRSA, map[string]any{"kid": "https://evil.example/jwks.json"}), ErrUnknownKID},
+		attack{"JWKS: jku to the attacker's set", "jwks", forged(jwt.SigningMethodRS256, k.otherRSA, map[string]any{"kid": "rsa-1", "jku": "https://evil.example/jwks.json"}), jwt.ErrTokenSignatureInvalid},
+		attack{"JWKS: embedded jwk of the attacker's key", "jwks", forged(jwt.SigningMethodRS256, k.otherRSA, map[string]any{"kid": "rsa-1", "jwk": testidp.JWK(testidp.Key{Kid: "rsa-1", Method: jwt.SigningMethodRS256, Priv: k.otherRSA})}), jwt.ErrTokenSignatureInvalid},
+		attack{"JWKS: ES256 token naming the RSA kid", "jwks", forged(jwt.SigningMethodES256, ecKey.Priv, map[string]any{"kid": "rsa-1"}), ErrWrongAlg},
+		attack{"JWKS: RS256 token naming the EC kid", "jwks", forged(jwt.SigningMethodRS256, rsaKey.Priv, map[string]any{"kid": "ec-1"}), ErrWrongAlg},
+		attack{"JWKS: EdDSA token naming the RSA kid", "jwks", forged(jwt.SigningMethodEdDSA, edKey.Priv, map[string]any{"kid": "rsa-1"}), ErrWrongAlg},
+		attack{"JWKS: another RSA key under a real kid", "jwks", forged(jwt.SigningMethodRS256, k.otherRSA, map[string]any{"kid": "rsa-1"}), jwt.ErrTokenSignatureInvalid},
+		attack{"JWKS: another P-256 key under a real kid", "jwks", forged(jwt.SigningMethodES256, k.otherEC, map[string]any{"kid": "ec-1"}), jwt.ErrTokenSignatureInvalid},
 	)
 	return list
+}
+
+func pubPEMOf(t testing.TB, pub any) []byte {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
 
 func TestVerifyRefusesAttacks(t *testing.T) {
 	k := newKeys(t)
 	for _, a := range attacks(t, k) {
 		t.Run(a.name, func(t *testing.T) {
-			v := map[string]*Tokens{"hs": k.hs, "ed": k.ed}[a.verifier]
+			v := k.verifiers[a.verifier]
 			c, err := v.Verify(a.token)
 			if !errors.Is(err, ErrInvalidToken) || !errors.Is(err, a.why) {
 				t.Fatalf("Verify = %+v, %v; want ErrInvalidToken because %v", c, err, a.why)
@@ -205,18 +370,41 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 	}
 }
 
+// One rule for clock skew: the leeway forgives nbf and iat (an issuer's
+// clock ahead of ours), never exp, whichever the verifier.
 func TestVerifyLeeway(t *testing.T) {
 	k := newKeys(t)
-	justExpired := sign(t, jwt.SigningMethodHS256, k.secret, with(func(c jwt.MapClaims) { c["exp"] = testNow.Add(-4 * time.Second).Unix() }))
-	if _, err := k.hs.Verify(justExpired); err != nil {
-		t.Errorf("expired 4s ago with 5s leeway: %v", err)
+	for name, v := range k.verifiers {
+		sign := k.signers[name]
+		early := sign(with(func(c jwt.MapClaims) {
+			c["nbf"] = testNow.Add(4 * time.Second).Unix()
+			c["iat"] = testNow.Add(4 * time.Second).Unix()
+		}), nil)
+		if _, err := v.Verify(early); err != nil {
+			t.Errorf("%s: nbf and iat 4s ahead with 5s leeway: %v", name, err)
+		}
+		tooEarly := sign(with(func(c jwt.MapClaims) { c["nbf"] = testNow.Add(6 * time.Second).Unix() }), nil)
+		if _, err := v.Verify(tooEarly); !errors.Is(err, jwt.ErrTokenNotValidYet) {
+			t.Errorf("%s: nbf 6s ahead: %v, want not valid yet", name, err)
+		}
+		for _, ago := range []time.Duration{0, time.Second, 4 * time.Second} {
+			expired := sign(with(func(c jwt.MapClaims) { c["exp"] = testNow.Add(-ago).Unix() }), nil)
+			if _, err := v.Verify(expired); !errors.Is(err, jwt.ErrTokenExpired) {
+				t.Errorf("%s: exp %v ago: %v, want expired", name, ago, err)
+			}
+		}
+		fresh := sign(with(func(c jwt.MapClaims) { c["exp"] = testNow.Add(time.Second).Unix() }), nil)
+		if _, err := v.Verify(fresh); err != nil {
+			t.Errorf("%s: exp in 1s: %v", name, err)
+		}
 	}
 	strict, err := NewHS256(k.secret, TokenConfig{Now: fixedClock, Leeway: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := strict.Verify(justExpired); !errors.Is(err, jwt.ErrTokenExpired) {
-		t.Errorf("expired 4s ago with 1s leeway: %v, want expired", err)
+	early := k.signers["hs"](with(func(c jwt.MapClaims) { c["nbf"] = testNow.Add(4 * time.Second).Unix() }), nil)
+	if _, err := strict.Verify(early); !errors.Is(err, jwt.ErrTokenNotValidYet) {
+		t.Errorf("nbf 4s ahead with 1s leeway: %v, want not valid yet", err)
 	}
 }
 
@@ -325,17 +513,31 @@ func BenchmarkSign(b *testing.B) {
 	}
 }
 
+// Verify per key type, fixed keys beside the JWK Set (the lookup by kid
+// must add no allocation): go test ./auth -run '^$' -bench Verify -benchmem
 func BenchmarkVerify(b *testing.B) {
 	k := newKeys(b)
-	for _, tok := range []*Tokens{k.hs, k.ed} {
-		s, _, err := tok.Sign("maggie")
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run(tok.Alg(), func(b *testing.B) {
+	jwksES := func(c jwt.MapClaims, h map[string]any) string {
+		return testidp.Sign(b, jwt.SigningMethodES256, k.idp.Key("ec-1").Priv, map[string]any{"kid": "ec-1"}, c)
+	}
+	for _, v := range []struct {
+		name string
+		tok  *Tokens
+		sign signer
+	}{
+		{"HS256", k.hs, k.signers["hs"]},
+		{"EdDSA", k.ed, k.signers["ed"]},
+		{"RS256", k.rsaPub, k.signers["rsa"]},
+		{"RS256-with-kid", k.rsaPub, k.signers["jwks"]}, // the JWKS token, at the fixed key: same bytes to parse
+		{"ES256", k.ecPub, k.signers["ec"]},
+		{"JWKS-RS256", k.jwks, k.signers["jwks"]},
+		{"JWKS-ES256", k.jwks, jwksES},
+	} {
+		s := v.sign(goodClaims(), nil)
+		b.Run(v.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := tok.Verify(s); err != nil {
+				if _, err := v.tok.Verify(s); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -360,4 +562,60 @@ func BenchmarkVerify(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestUserClaim(t *testing.T) {
+	k := newKeys(t)
+	byEmail, err := NewHS256(k.secret, TokenConfig{Now: fixedClock, UserClaim: "email"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := k.signers["hs"]
+	c, err := byEmail.Verify(sign(with(func(c jwt.MapClaims) { c["email"] = "maggie@example.com"; c["sub"] = "auth0|1" }), nil))
+	if err != nil || c.Subject != "maggie@example.com" {
+		t.Fatalf("email claim: %+v, %v", c, err)
+	}
+	for name, change := range map[string]func(jwt.MapClaims){
+		"only sub":    func(c jwt.MapClaims) {},
+		"empty email": func(c jwt.MapClaims) { c["email"] = "" },
+		"email list":  func(c jwt.MapClaims) { c["email"] = []string{"a@example.com"} },
+	} {
+		if _, err := byEmail.Verify(sign(with(change), nil)); !errors.Is(err, ErrNoUser) || !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("%s: %v, want ErrNoUser", name, err)
+		}
+	}
+	// The server's own tokens carry the user under both names.
+	s, _, err := byEmail.Sign("maggie@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := byEmail.Verify(s); err != nil || c.Subject != "maggie@example.com" {
+		t.Fatalf("own token: %+v, %v", c, err)
+	}
+	if c, err := k.hs.Verify(s); err != nil || c.Subject != "maggie@example.com" {
+		t.Fatalf("own token read by sub: %+v, %v", c, err)
+	}
+	for _, reserved := range []string{"exp", "iss", "aud", "nbf", "iat", "jti"} {
+		if _, err := NewHS256(k.secret, TokenConfig{UserClaim: reserved}); !errors.Is(err, ErrBadUserClaim) {
+			t.Errorf("UserClaim %q: %v, want ErrBadUserClaim", reserved, err)
+		}
+	}
+}
+
+func TestVerifyOnlyCannotSign(t *testing.T) {
+	k := newKeys(t)
+	for _, v := range []*Tokens{k.rsaPub, k.ecPub, k.edPub, k.jwks} {
+		if v.CanSign() {
+			t.Errorf("%s: CanSign", v.Alg())
+		}
+		if _, _, err := v.Sign("maggie"); !errors.Is(err, ErrVerifyOnly) {
+			t.Errorf("%s: Sign = %v, want ErrVerifyOnly", v.Alg(), err)
+		}
+	}
+	if _, err := NewHandlers(HandlerConfig{Users: DevUsers(), Tokens: k.rsaPub, Store: &fakeStore{}}); !errors.Is(err, ErrUsersNeedSigner) {
+		t.Errorf("logins with a verify-only key: %v, want ErrUsersNeedSigner", err)
+	}
+	if k.rsaPub.Alg() != "RS256" || k.ecPub.Alg() != "ES256" || k.edPub.Alg() != "EdDSA" {
+		t.Errorf("algs %s %s %s", k.rsaPub.Alg(), k.ecPub.Alg(), k.edPub.Alg())
+	}
 }

@@ -103,6 +103,7 @@ type handshakeScratch struct {
 	ticketOK bool // the URI held a well-formed ticket, copied to ticket
 	claims   ticket.Claims
 	reserved bool // holds a MaxConns slot
+	binding       // Origin and Sec-WebSocket-Protocol, for DESIGN 1.7 (binding.go)
 }
 
 // newUpgrader builds the loop's Upgrader. Its callbacks write only this
@@ -124,14 +125,20 @@ func (l *loop) newUpgrader() ws.Upgrader {
 			// A missing or malformed ticket is answered only once the
 			// headers have passed (DESIGN 1.3's order), in OnBeforeUpgrade.
 			t, ok := queryValue(query, ticketParam)
+			l.hs.queryTicket = ok
 			if ok && len(t) == ticket.TextLen && isBase64URL(t) {
 				copy(l.hs.ticket[:], t)
 				l.hs.ticketOK = true
 			}
 			return nil
 		},
+		ProtocolCustom: l.offeredProtocols,
 		OnHeader: func(key, value []byte) error {
-			if !bytes.EqualFold(key, originKey) || anyOrigin {
+			if !bytes.EqualFold(key, originKey) {
+				return nil
+			}
+			l.hs.setOrigin(value)
+			if anyOrigin {
 				return nil
 			}
 			for _, o := range cfg.Origins {
@@ -142,6 +149,9 @@ func (l *loop) newUpgrader() ws.Upgrader {
 			return errRejectOrigin
 		},
 		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
+			if !l.hs.protocolsConsistent() {
+				return nil, errRejectProtocol
+			}
 			if !l.hs.ticketOK {
 				return nil, errRejectTicket
 			}
@@ -161,11 +171,17 @@ func (l *loop) newUpgrader() ws.Upgrader {
 			if err != nil {
 				return nil, errRejectTicket
 			}
+			// After Redeem on purpose: a ticket shown from the wrong
+			// Origin was stolen or misused, and is spent (DESIGN 1.7).
+			// Before the quota, which must count only admitted connections.
+			if !l.hs.originMatches(claims.Origin) {
+				return nil, errRejectOrigin
+			}
 			if l.srv.quota.m != nil && !l.srv.quota.take(l.quota, claims.Subject) {
 				return nil, errRejectUserMax
 			}
 			l.hs.claims = claims
-			return nil, nil
+			return l.hs.protocolHeader(), nil
 		},
 	}
 }
@@ -209,6 +225,7 @@ func (l *loop) admit(c *Conn, hdr []byte) (RejectReason, bool) {
 	l.hs.io.in = hdr
 	l.hs.io.out = l.hs.io.out[:0]
 	l.hs.reserved, l.hs.ticketOK = false, false
+	l.hs.binding.reset()
 	_, err := l.up.Upgrade(&l.hs.io)
 	l.hs.io.in = nil
 	if err != nil {

@@ -191,3 +191,48 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestBrowserProtocolTicketAndOriginBinding runs DESIGN 1.7 in Chromium:
+// new WebSocket(url, ["turnstile.v1", "turnstile.ticket.<t>"]) is admitted
+// and sees protocol turnstile.v1; a ticket taken by a page at one Origin is
+// refused from a page at another (and spent: its own page is refused after).
+func TestBrowserProtocolTicketAndOriginBinding(t *testing.T) {
+	dir, _ := filepath.Abs("testdata/browser")
+	requireTool(t, "/usr/bin/chromium", "apt-get install chromium")
+	requireTool(t, filepath.Join(dir, "node_modules", "playwright-core"), "npm ci in "+dir)
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	s := startBinary(t)
+	other := strings.Replace(s.HTTP, "127.0.0.1", "localhost", 1) // same server, another Origin
+	cmd := exec.Command(node, "protocol.js", s.HTTP, other)
+	cmd.Dir = dir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("protocol.js: %v\n%s", err, stderr.String())
+	}
+	type seen struct {
+		Protocol *string
+		Welcome  map[string]any
+		Close    int
+	}
+	var got struct{ ViaProtocol, CrossOrigin, SameOriginAfter seen }
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	if p := got.ViaProtocol; p.Protocol == nil || *p.Protocol != "turnstile.v1" || p.Welcome["user"] != "maggie" {
+		t.Errorf("ticket as subprotocol: %+v, want protocol turnstile.v1 and maggie's welcome", p)
+	}
+	if c := got.CrossOrigin; c.Welcome != nil || c.Close != 1006 {
+		t.Errorf("bound ticket from another Origin: %+v, want refused (1006)", c)
+	}
+	if c := got.SameOriginAfter; c.Welcome != nil || c.Close != 1006 {
+		t.Errorf("the refused ticket from its own Origin: %+v, want refused (spent)", c)
+	}
+	if logs := s.Logs(); strings.Contains(logs, "turnstile.ticket.") {
+		t.Error("the offered subprotocols reached the log")
+	}
+}

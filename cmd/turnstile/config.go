@@ -25,6 +25,9 @@ type config struct {
 	UsersFile       string
 	JWTSecret       string
 	JWTKeyFile      string
+	JWTPublicKey    string
+	JWKSURL         string
+	UserClaim       string
 	JWTTTL          time.Duration
 	JWTIssuer       string
 	JWTAudience     string
@@ -76,6 +79,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.UsersFile, "users", "", "htpasswd file with bcrypt entries (htpasswd -B)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 key, at least 32 bytes (prefer TURNSTILE_JWT_SECRET)")
 	fs.StringVar(&c.JWTKeyFile, "jwt-key", "", "PEM Ed25519 private key file for EdDSA tokens")
+	fs.StringVar(&c.JWTPublicKey, "jwt-public-key", "", "PEM public key file (RSA, ECDSA P-256 or Ed25519): verify tokens only, /auth off")
+	fs.StringVar(&c.JWKSURL, "jwks-url", "", "identity provider's JWK Set (https://…/.well-known/jwks.json): verify RS256, ES256, EdDSA tokens by kid, /auth off")
+	fs.StringVar(&c.UserClaim, "user-claim", "sub", "JWT claim that names the user (a non-empty string), e.g. email")
 	fs.DurationVar(&c.JWTTTL, "jwt-ttl", 15*time.Minute, "lifetime of tokens from /auth")
 	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "turnstile", "required iss")
 	fs.StringVar(&c.JWTAudience, "jwt-audience", "turnstile", "required aud")
@@ -172,14 +178,9 @@ func (c *config) validate() error {
 			bad("-ws-url %q: want ws://host[:port]/path or wss://host[:port]/path, without a query", c.WSURL)
 		}
 	}
-	if c.JWTSecret != "" && c.JWTKeyFile != "" {
-		bad("-jwt-secret and -jwt-key are both set: choose HS256 (secret) or EdDSA (key file)")
-	}
+	c.validateKeys(bad)
 	if c.JWTSecret != "" && len(c.JWTSecret) < auth.MinSecretBytes {
 		bad("-jwt-secret is %d bytes: HS256 needs at least %d (try: openssl rand -base64 48)", len(c.JWTSecret), auth.MinSecretBytes)
-	}
-	if !c.Dev && c.JWTSecret == "" && c.JWTKeyFile == "" {
-		bad("no signing key: set TURNSTILE_JWT_SECRET (32+ bytes) or -jwt-key ed25519.pem, or run with -dev")
 	}
 	if !c.Dev && c.PublishKey == "" {
 		bad("no publish key: set TURNSTILE_PUBLISH_KEY (16+ bytes) so backends can call /publish, or run with -dev")

@@ -62,12 +62,24 @@ func startBinary(t *testing.T, args ...string) *testServer {
 	return startCommand(t, nil, args...)
 }
 
+// startBinaryArgs is startBinary without -dev: args must name a key.
+func startBinaryArgs(t *testing.T, args ...string) *testServer {
+	t.Helper()
+	return startProcess(t, nil, args...)
+}
+
 // startCommand is startBinary with the binary run through prefix, a
 // command that ends by exec'ing its first argument with the rest (e.g.
 // sh -c 'ulimit -n 256; exec "$0" "$@"'); nil runs the binary directly.
 func startCommand(t *testing.T, prefix []string, args ...string) *testServer {
 	t.Helper()
-	all := append([]string{"-dev", "-http", "127.0.0.1:0", "-ws", "127.0.0.1:0",
+	return startProcess(t, prefix, append([]string{"-dev"}, args...)...)
+}
+
+// startProcess is startCommand without -dev.
+func startProcess(t *testing.T, prefix []string, args ...string) *testServer {
+	t.Helper()
+	all := append([]string{"-http", "127.0.0.1:0", "-ws", "127.0.0.1:0",
 		"-log-format", "json", "-log-level", "debug", "-publish-key", testPublishKey}, args...)
 	s := &testServer{PublishKey: testPublishKey, exited: make(chan struct{})}
 	argv := append(append(append([]string(nil), prefix...), binaryPath), all...)

@@ -55,7 +55,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 1
 	}
 	log.Info("turnstile listening", "http", srv.httpLn.Addr().String(), "ws", srv.ws.Addr().String(),
-		"ws_path", cfg.WSPath, "dev", cfg.Dev, "echo", cfg.Echo,
+		"ws_path", cfg.WSPath, "dev", cfg.Dev, "echo", cfg.Echo, "jwt_alg", srv.tokens.Alg(), "logins", srv.users != nil,
 		"fd_limit", srv.fds.Limit, "ws_max_sockets", srv.fds.WS, "http_max_conns", srv.fds.HTTP)
 	if cfg.MaxConns > srv.fds.WS {
 		log.Warn("-max-conns is above what the open-file limit allows; the fd budget refuses connections first",
@@ -94,6 +94,7 @@ type server struct {
 	store      *ticket.Map
 	users      *auth.Users
 	tokens     *auth.Tokens
+	jwks       *auth.JWKS // nil unless -jwks-url
 	handlers   *auth.Handlers
 	keyGuard   *keyGuard // throttles wrong publish keys on every publish-key endpoint
 	ws         *engine.Server
@@ -110,10 +111,21 @@ type server struct {
 func newServer(cfg *config, log *slog.Logger) (*server, error) {
 	s := &server{cfg: cfg, log: log, publishKey: cfg.PublishKey, httpErr: make(chan error, 1)}
 	var err error
-	tokenCfg := auth.TokenConfig{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.JWTTTL}
+	tokenCfg := auth.TokenConfig{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.JWTTTL, UserClaim: cfg.UserClaim}
 	switch {
 	case cfg.JWTKeyFile != "":
-		s.tokens, err = auth.LoadEdDSAKeyFile(cfg.JWTKeyFile, tokenCfg)
+		if s.tokens, err = auth.LoadEdDSAKeyFile(cfg.JWTKeyFile, tokenCfg); err != nil {
+			err = fmt.Errorf("-jwt-key %s: %w", cfg.JWTKeyFile, err)
+		}
+	case cfg.JWTPublicKey != "":
+		if s.tokens, err = auth.LoadPublicKeyFile(cfg.JWTPublicKey, tokenCfg); err != nil {
+			err = fmt.Errorf("-jwt-public-key %s: %w", cfg.JWTPublicKey, err)
+		}
+	case cfg.JWKSURL != "":
+		s.jwks, err = auth.NewJWKS(auth.JWKSConfig{URL: cfg.JWKSURL, Logger: log.With("jwks", cfg.JWKSURL)})
+		if err == nil {
+			s.tokens, err = auth.NewJWKSTokens(s.jwks, tokenCfg)
+		}
 	case cfg.JWTSecret != "":
 		s.tokens, err = auth.NewHS256([]byte(cfg.JWTSecret), tokenCfg)
 	default: // -dev: a fresh key each start, so dev tokens die with the process.
@@ -217,6 +229,9 @@ func (s *server) start() error {
 	sweepCtx, cancel := context.WithCancel(context.Background())
 	s.stopSweep = cancel
 	go s.store.Run(sweepCtx, time.Second)
+	if s.jwks != nil {
+		go s.jwks.Run(sweepCtx) // fetches at once, refreshes, ends with the sweep
+	}
 
 	s.http = &http.Server{
 		Handler:           s.routes(publish),

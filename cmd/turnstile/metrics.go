@@ -91,5 +91,8 @@ func newMetricsHandler(s *server) http.Handler {
 		newStatsCollector(s),
 		newAbuseCollector(s),
 	)
+	if s.jwks != nil {
+		reg.MustRegister(newJWKSCollector(s.jwks))
+	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
