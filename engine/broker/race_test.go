@@ -1,0 +1,6 @@
+//go:build race
+
+package broker
+
+// The race detector changes allocation counts; allocation tests skip.
+const raceEnabled = true
