@@ -56,7 +56,7 @@ load:
 
 # Each fuzz target for FUZZTIME (default 20s); FUZZTIME=10m make fuzz for a real run.
 # The seed corpora (testdata/fuzz) also run as plain tests in make test.
-FUZZ_TARGETS = ./engine:FuzzHandshake ./engine:FuzzFrames ./auth/ticket:FuzzParse ./auth/ticket:FuzzRedeem
+FUZZ_TARGETS = ./engine:FuzzHandshake ./engine:FuzzFrames ./engine:FuzzCommand ./auth/ticket:FuzzParse ./auth/ticket:FuzzRedeem
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \

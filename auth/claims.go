@@ -28,6 +28,9 @@ func (t *Tokens) claimsOf(mc jwt.MapClaims) (Claims, error) {
 		c.IssuedAt = iat.Time
 	}
 	c.ID, _ = mc["jti"].(string)
+	if c.Channels, err = channelsClaim(mc, t.cfg.ChannelsClaim); err != nil {
+		return Claims{}, err
+	}
 	return c, nil
 }
 
@@ -48,6 +51,9 @@ func (t *Tokens) extraClaims(user string) map[string]any {
 	var extra map[string]any
 	if t.cfg.UserClaim != DefaultUserClaim {
 		extra = map[string]any{t.cfg.UserClaim: user}
+	}
+	if len(t.cfg.Channels) > 0 {
+		extra = withClaim(extra, t.cfg.ChannelsClaim, t.cfg.Channels)
 	}
 	return extra
 }

@@ -321,6 +321,7 @@ func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 	t, err := h.cfg.Store.Issue(ticket.Claims{
 		Subject:        claims.Subject,
 		SessionExpires: claims.Expires,
+		Channels:       claims.Channels,
 		RemoteAddr:     addr,
 		Origin:         r.Header.Get("Origin"),
 	}, now, h.cfg.TicketTTL)

@@ -46,7 +46,15 @@ type TokenConfig struct {
 	UserClaim string
 	// Now is the clock, for tests.
 	Now func() time.Time
+	// ChannelsClaim names the claim that lists the channels a token's
+	// holder may subscribe to (default "channels"); Channels is what Sign
+	// writes into it (nothing when empty).
+	ChannelsClaim string
+	Channels      []string
 }
+
+// DefaultChannelsClaim is TokenConfig.ChannelsClaim's default.
+const DefaultChannelsClaim = "channels"
 
 // DefaultUserClaim is the claim that names the user unless configured.
 const DefaultUserClaim = "sub"
@@ -57,6 +65,7 @@ type Claims struct {
 	Expires  time.Time
 	IssuedAt time.Time // zero if the token has no iat
 	ID       string    // jti
+	Channels []string  // the channels claim: names and prefix patterns
 }
 
 // Tokens verifies JWTs with one key, or the keys of a JWK Set, and signs
@@ -221,6 +230,9 @@ func newTokens(cfg TokenConfig, method jwt.SigningMethod, signKey any, keyfunc j
 	}
 	if cfg.UserClaim == "" {
 		cfg.UserClaim = DefaultUserClaim
+	}
+	if cfg.ChannelsClaim == "" {
+		cfg.ChannelsClaim = DefaultChannelsClaim
 	}
 	if registeredClaims[cfg.UserClaim] {
 		return nil, fmt.Errorf("%w (got %q)", ErrBadUserClaim, cfg.UserClaim)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -309,7 +310,7 @@ func TestVerifyRefusesAttacks(t *testing.T) {
 			if !errors.Is(err, ErrInvalidToken) || !errors.Is(err, a.why) {
 				t.Fatalf("Verify = %+v, %v; want ErrInvalidToken because %v", c, err, a.why)
 			}
-			if c != (Claims{}) {
+			if !reflect.DeepEqual(c, Claims{}) {
 				t.Errorf("claims leaked from a refused token: %+v", c)
 			}
 		})
@@ -617,5 +618,38 @@ func TestVerifyOnlyCannotSign(t *testing.T) {
 	}
 	if k.rsaPub.Alg() != "RS256" || k.ecPub.Alg() != "ES256" || k.edPub.Alg() != "EdDSA" {
 		t.Errorf("algs %s %s %s", k.rsaPub.Alg(), k.ecPub.Alg(), k.edPub.Alg())
+	}
+}
+
+// The channels claim travels from Sign (TokenConfig.Channels) to Verify,
+// under the configured name; a malformed one makes the token invalid.
+func TestTokenChannelsClaim(t *testing.T) {
+	secret := []byte(strings.Repeat("s", MinSecretBytes))
+	signer, err := NewHS256(secret, TokenConfig{ChannelsClaim: "chans", Channels: []string{"news", "chat:*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := signer.Sign("maggie")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := signer.Verify(tok)
+	if err != nil || !reflect.DeepEqual(c.Channels, []string{"news", "chat:*"}) {
+		t.Fatalf("Verify = %+v, %v", c, err)
+	}
+	// A verifier reading another claim name sees no channels.
+	other, _ := NewHS256(secret, TokenConfig{})
+	if c, err := other.Verify(tok); err != nil || c.Channels != nil {
+		t.Fatalf("default claim name: %+v, %v", c, err)
+	}
+	plain, _ := NewHS256(secret, TokenConfig{})
+	tok, _, _ = plain.Sign("maggie")
+	if c, err := plain.Verify(tok); err != nil || c.Channels != nil {
+		t.Fatalf("no channels: %+v, %v", c, err)
+	}
+	bad := jwt.MapClaims{"sub": "m", "iss": "turnstile", "aud": "turnstile", "exp": time.Now().Add(time.Minute).Unix(), "channels": "news"}
+	badTok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, bad).SignedString(secret)
+	if _, err := plain.Verify(badTok); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("channels as a string: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/turnstile-push/turnstile/auth/ticket"
+	"github.com/turnstile-push/turnstile/engine/broker"
 )
 
 // Config configures a Server. The zero value of every field but Store works:
@@ -54,6 +55,14 @@ type Config struct {
 	// valid during the call.
 	OnMessage func(c *Conn, op byte, data []byte)
 
+	// Broker assigns offsets, keeps history and carries publications
+	// between nodes. Nil: an embedded broker with default limits, which
+	// the server closes on Stop; a given one the caller closes.
+	Broker broker.Broker
+	// MaxChannelsPerConn bounds one connection's subscriptions, its
+	// personal channel not counted. Default 128.
+	MaxChannelsPerConn int
+
 	// Logger receives debug logs of rejections and errors; nil discards.
 	Logger *slog.Logger
 }
@@ -89,7 +98,8 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.HandshakeTimeout < 0 || c.MaxHeaderBytes < 0 || c.MaxMessageBytes < 0 ||
 		c.PingInterval < 0 || c.IdleTimeout < 0 || c.MaxPendingBytes < 0 ||
-		c.MaxConns < 0 || c.MaxConnsPerUser < 0 || c.MaxFDs < 0 || c.SendBufferBytes < 0 || c.Loops < 0 {
+		c.MaxConns < 0 || c.MaxConnsPerUser < 0 || c.MaxFDs < 0 || c.SendBufferBytes < 0 || c.Loops < 0 ||
+		c.MaxChannelsPerConn < 0 {
 		return c, ErrBadLimit
 	}
 	c.HandshakeTimeout = cmp.Or(c.HandshakeTimeout, DefaultHandshakeTimeout)
@@ -98,6 +108,7 @@ func (c Config) withDefaults() (Config, error) {
 	c.PingInterval = cmp.Or(c.PingInterval, DefaultPingInterval)
 	c.IdleTimeout = cmp.Or(c.IdleTimeout, DefaultIdleTimeout)
 	c.MaxPendingBytes = cmp.Or(c.MaxPendingBytes, DefaultMaxPendingBytes)
+	c.MaxChannelsPerConn = cmp.Or(c.MaxChannelsPerConn, DefaultMaxChannelsPerConn)
 	if c.Loops == 0 {
 		c.Loops = runtime.GOMAXPROCS(0)
 	}

@@ -10,7 +10,8 @@ type connPhase uint8
 
 const (
 	phaseHandshake connPhase = iota // waiting for the upgrade request
-	phaseOpen                       // upgraded, in the hub
+	phaseWelcome                    // upgraded, waiting for the personal channel's position
+	phaseOpen                       // upgraded, welcomed, in the hub
 	phaseClosing                    // we sent a close and wait for the client's
 	phaseClosed                     // OnClose ran: never touch gc again
 )
@@ -42,8 +43,13 @@ type Conn struct {
 	lastPing int64 // server clock (ns) of the last ping we sent
 	expires  int64 // server clock (ns) when the session ends; 0: never
 
-	index              int   // position in loop.conns
-	prevUser, nextUser *Conn // the loop's list of this user's connections
+	index int // position in loop.conns
+
+	subs      []connSub // its subscriptions; the personal channel's among them
+	grants    []string  // the ticket's channels claim
+	origin    string    // the upgrade's Origin, which a refresh ticket must match
+	cmdTokens int32     // command rate limit: tokens left
+	cmdLast   int64     // server clock (ns) the tokens were counted at
 }
 
 // User is the authenticated user (the ticket's subject). Safe from any

@@ -9,9 +9,15 @@
 // path, headers, version, Origin; then the ticket's presence and form,
 // capacity, and the ticket redeemed last), answers 101
 // and the welcome or a prebuilt rejection, then parses the frames that
-// follow with its own header parser. Each loop keeps its connections indexed
-// by user; Publish and Broadcast encode a frame once and run one task per
-// loop. A tick queues one sweep per loop for deadlines, pings and idleness.
+// follow with its own header parser. The welcome waits for the personal
+// channel's position, read off the loop. Each loop indexes its
+// subscriptions both ways (index.go); the hub (hub.go) is the broker's
+// Handler: a publication runs only on the loops that hold a subscriber of
+// its channel, one task per loop with the frame encoded once, and every
+// broker call runs off the loops, its result merged back on the loop
+// (subscribe.go). Client commands (command.go, commands.go) and every
+// server frame (wire.go) are documented for clients in PROTOCOL.md. A tick
+// queues one sweep per loop for deadlines, pings and idleness.
 //
 // Nothing here may block an event loop: no network calls, no contended locks,
 // no JWT verification, no password hashing. The engine never verifies a JWT;

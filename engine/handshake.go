@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"math"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/turnstile-push/turnstile/auth/ticket"
+	"github.com/turnstile-push/turnstile/engine/broker"
 )
 
 // Rejections returned by the Upgrader callbacks. They are built once: every
@@ -23,6 +25,7 @@ var (
 	errRejectOrigin   = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("origin"))
 	errRejectTicket   = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("ticket"))
 	errRejectCapacity = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("capacity"))
+	errRejectSince    = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("since"))
 	errRejectDraining = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("draining"))
 	errRejectUserMax  = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("user quota"))
 )
@@ -72,6 +75,7 @@ var rejectResponses = func() (r [NumRejectReasons][]byte) {
 var (
 	headerEnd   = []byte("\r\n\r\n")
 	ticketParam = []byte("ticket")
+	sinceParam  = []byte("since")
 	originKey   = []byte("Origin")
 )
 
@@ -102,8 +106,9 @@ type handshakeScratch struct {
 	ticket   [ticket.TextLen]byte
 	ticketOK bool // the URI held a well-formed ticket, copied to ticket
 	claims   ticket.Claims
-	reserved bool // holds a MaxConns slot
-	binding       // Origin and Sec-WebSocket-Protocol, for DESIGN 1.7 (binding.go)
+	reserved bool   // holds a MaxConns slot
+	since    []byte // the URI's since=<offset>:<epoch>, checked; valid until Discard
+	binding         // Origin and Sec-WebSocket-Protocol, for DESIGN 1.7 (binding.go)
 }
 
 // newUpgrader builds the loop's Upgrader. Its callbacks write only this
@@ -129,6 +134,12 @@ func (l *loop) newUpgrader() ws.Upgrader {
 			if ok && len(t) == ticket.TextLen && isBase64URL(t) {
 				copy(l.hs.ticket[:], t)
 				l.hs.ticketOK = true
+			}
+			if since, ok := queryValue(query, sinceParam); ok {
+				if _, _, valid := parseSince(since); !valid {
+					return errRejectSince
+				}
+				l.hs.since = since
 			}
 			return nil
 		},
@@ -215,8 +226,9 @@ func isBase64URL(b []byte) bool {
 }
 
 // admit runs the upgrade over hdr, exactly the request line and headers up
-// to and including the blank line. On success it fills c (user, id) and
-// leaves in l.hs.io.out the 101 response followed by the welcome frame; on
+// to and including the blank line. On success it fills c (user, id,
+// grants) and leaves in l.hs.io.out the 101 response (the welcome follows
+// once the personal channel's position is known); on
 // failure it returns the reason and leaves no MaxConns slot held.
 func (l *loop) admit(c *Conn, hdr []byte) (RejectReason, bool) {
 	if !requestWellFormed(hdr) {
@@ -224,7 +236,7 @@ func (l *loop) admit(c *Conn, hdr []byte) (RejectReason, bool) {
 	}
 	l.hs.io.in = hdr
 	l.hs.io.out = l.hs.io.out[:0]
-	l.hs.reserved, l.hs.ticketOK = false, false
+	l.hs.reserved, l.hs.ticketOK, l.hs.since = false, false, nil
 	l.hs.binding.reset()
 	_, err := l.up.Upgrade(&l.hs.io)
 	l.hs.io.in = nil
@@ -239,12 +251,15 @@ func (l *loop) admit(c *Conn, hdr []byte) (RejectReason, bool) {
 		l.srv.openConns.Add(1)
 	}
 	c.user = l.hs.claims.Subject
+	c.grants = l.hs.claims.Channels
+	if l.hs.originSeen { // a refresh ticket must come from the same page
+		c.origin = l.internOrigin(l.hs.claims.Origin)
+	}
 	if exp := l.hs.claims.SessionExpires; !exp.IsZero() {
 		c.expires = sessionEnd(l.srv.now(), time.Until(exp))
 	}
 	l.hs.claims = ticket.Claims{}
 	c.id = l.newID()
-	l.hs.io.out = appendWelcome(l.hs.io.out, c.user, c.id)
 	return 0, true
 }
 
@@ -258,45 +273,18 @@ func sessionEnd(now int64, left time.Duration) int64 {
 	return max(now+int64(left), 1)
 }
 
-// newID returns an id unique within the server: loop index and a per-loop
-// counter, base36.
+// newID returns an id unique among nodes: the node's random id, the loop
+// index and a per-loop counter, base36 (so /disconnect {"conn"} sent to
+// every node closes one connection).
 func (l *loop) newID() string {
 	l.nextID++
-	var b [32]byte
-	id := strconv.AppendUint(b[:0], uint64(l.index), 36)
+	var b [48]byte
+	id := append(b[:0], l.srv.nodeID...)
+	id = append(id, '.')
+	id = strconv.AppendUint(id, uint64(l.index), 36)
 	id = append(id, '.')
 	id = strconv.AppendUint(id, l.nextID, 36)
 	return string(id)
-}
-
-// appendWelcome appends the welcome text frame.
-func appendWelcome(dst []byte, user, id string) []byte {
-	var body [256]byte
-	p := append(body[:0], `{"type":"welcome","user":`...)
-	p = appendJSONString(p, user)
-	p = append(p, `,"conn":`...)
-	p = appendJSONString(p, id)
-	p = append(p, '}')
-	return appendFrame(dst, true, ws.OpText, p)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string; s is valid UTF-8 (it came
-// from a JSON token), so only quotes, backslashes and controls need escapes.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"' || c == '\\':
-			dst = append(dst, '\\', c)
-		case c < 0x20:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return append(dst, '"')
 }
 
 // handshake handles traffic on a connection that has not upgraded yet. It
@@ -325,17 +313,52 @@ func (l *loop) handshake(c *Conn) (action gnet.Action, done bool) {
 	if !ok {
 		return l.reject(c, reason), false
 	}
+	var since *broker.Position
+	if l.hs.since != nil {
+		off, epoch, _ := parseSince(l.hs.since)
+		since = &broker.Position{Offset: off, Epoch: epoch}
+	}
 	_, _ = gc.Discard(hdrLen)
-	c.phase = phaseOpen
+	c.phase = phaseWelcome
 	now := l.srv.now()
 	c.lastRead, c.lastPing = now, now
 	l.add(c)
 	l.counters.handshakes.Add(1)
-	l.counters.messagesOut.Add(1)
 	if !l.send(c, l.hs.io.out) {
 		return gnet.None, false
 	}
-	return gnet.None, true
+	// The welcome waits for the personal channel's position; frames the
+	// client sends meanwhile wait in gnet's buffer (finishSub reads them).
+	l.startSub(c, PersonalChannel(c.user), cmdID{}, since, true)
+	return gnet.None, false
+}
+
+// parseSince parses the upgrade URL's since=<offset>:<epoch> (the epoch
+// query-escaped or not). It allocates only for a valid one.
+func parseSince(b []byte) (offset uint64, epoch string, ok bool) {
+	i := bytes.IndexByte(b, ':')
+	if i <= 0 || i > 20 || len(b)-i-1 > 3*maxEpochBytes {
+		return 0, "", false
+	}
+	for _, c := range b[:i] {
+		if c < '0' || c > '9' {
+			return 0, "", false
+		}
+		d := uint64(c - '0')
+		if offset > (1<<64-1-d)/10 {
+			return 0, "", false
+		}
+		offset = offset*10 + d
+	}
+	raw := b[i+1:]
+	if bytes.IndexByte(raw, '%') < 0 && bytes.IndexByte(raw, '+') < 0 {
+		return offset, string(raw), len(raw) <= maxEpochBytes
+	}
+	e, err := url.QueryUnescape(string(raw))
+	if err != nil || len(e) > maxEpochBytes {
+		return 0, "", false
+	}
+	return offset, e, true
 }
 
 // reject answers a refused handshake once and closes the connection.
@@ -349,4 +372,19 @@ func (l *loop) reject(c *Conn, reason RejectReason) gnet.Action {
 		_, _ = c.gc.Write(resp)
 	}
 	return gnet.Close
+}
+
+// internOrigin returns the handshake's Origin as a string without
+// allocating in the common cases: the ticket was bound to it (so its
+// claims hold the same text), or it is one of the configured Origins.
+func (l *loop) internOrigin(bound string) string {
+	if bound != "" { // originMatches held: bound is this Origin
+		return bound
+	}
+	for _, o := range l.srv.cfg.Origins {
+		if o == string(l.hs.origin) {
+			return o
+		}
+	}
+	return string(l.hs.origin)
 }

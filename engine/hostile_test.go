@@ -451,7 +451,7 @@ func TestSlowConsumer(t *testing.T) {
 			t.Fatalf("Publish to fast targeted %d", n)
 		}
 		m, err := fast.readMessage()
-		if err != nil || string(m.payload) != fmt.Sprintf(`{"type":"message","data":%d}`, i) {
+		if err != nil || string(m.payload) != fmt.Sprintf(`{"type":"message","channel":"#fast","offset":%d,"data":%d}`, i+1, i) {
 			t.Fatalf("fast after the slow close: %v %v", m, err)
 		}
 	}

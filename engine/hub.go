@@ -2,105 +2,209 @@ package engine
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 
-	"github.com/gobwas/ws"
+	"github.com/puzpuzpuz/xsync/v4"
+
+	"github.com/turnstile-push/turnstile/engine/broker"
 )
 
-// Publish sends data (a valid JSON value, checked by the caller) to every
-// connection of user as one text frame {"type":"message","data":<data>}.
-// The frame is encoded once and each event loop gets one task. It returns
-// how many connections were targeted.
+// hub is the node's side of the broker: it receives what the broker
+// delivers (broker.Handler) and hands it to the event loops that hold a
+// subscriber, and it keeps the node subscribed to exactly the channels
+// some local connection is subscribed to.
 //
-// Safe to call from any goroutine except an event loop (OnMessage): it waits
-// for every loop's task to report its count.
-func (s *Server) Publish(user string, data []byte) int {
-	return s.fanOut(user, true, data)
+// The publish path (HandlePublication) reads routes without a lock. Every
+// broker call (Subscribe, Unsubscribe, Position, History) runs on a
+// goroutine of its own, never on an event loop.
+type hub struct {
+	srv    *Server
+	broker broker.Broker
+
+	// routes: channel → which loops hold a subscriber of it. An entry
+	// exists exactly while some loop holds one.
+	routes *xsync.Map[string, *route]
+
+	// nodeSubs: channel → how many local subscriptions (pending or live)
+	// need this node subscribed at the broker. Touched off the loops only.
+	nodeMu   sync.Mutex
+	nodeSubs map[string]*nodeSub
 }
 
-// Broadcast sends data to every open connection, like Publish.
-//
-// Safe to call from any goroutine except an event loop (OnMessage).
-func (s *Server) Broadcast(data []byte) int {
-	return s.fanOut("", false, data)
+// route is one channel's node-level routing entry.
+type route struct {
+	mask    atomic.Uint64 // bit i%64: loop i holds a subscriber
+	subs    atomic.Int64  // local subscriptions, for "recipients"
+	holders [64]int32     // loops per mask bit; only inside routes.Compute
 }
 
-// encodeMessage builds the pushed frame once for all recipients, in one
-// allocation.
-func encodeMessage(data []byte) []byte {
-	const head, tail = `{"type":"message","data":`, `}`
-	n := len(head) + len(data) + len(tail)
-	frame := appendFrameHeader(make([]byte, 0, maxHeaderLen+n), true, ws.OpText, n)
-	return append(append(append(frame, head...), data...), tail...)
+// nodeSub is one channel's broker subscription on this node.
+type nodeSub struct {
+	pins int        // goroutines using this entry; guarded by hub.nodeMu
+	mu   sync.Mutex // serialises refs changes and the broker calls they make
+	refs int
 }
 
-func (s *Server) fanOut(user string, oneUser bool, data []byte) int {
-	s.publishes.Add(1)
-	loops := s.loopList()
-	if len(loops) == 0 {
-		return 0
-	}
-	frame := encodeMessage(data)
-	counts := make(chan int, len(loops))
-	asked := 0
-	for _, l := range loops {
-		task := func(context.Context) error {
-			if oneUser {
-				counts <- l.publishUser(user, frame)
-			} else {
-				counts <- l.broadcast(frame)
-			}
-			return nil
+func newHub(s *Server, b broker.Broker) *hub {
+	return &hub{srv: s, broker: b, routes: xsync.NewMap[string, *route](), nodeSubs: make(map[string]*nodeSub)}
+}
+
+func loopBit(index int) uint64 { return 1 << (uint(index) % 64) }
+
+// hold marks loop index as holding a subscriber of channel and returns the
+// route, which stays valid while the loop holds one. Called on the loop
+// only when its first subscriber of channel arrives; the Compute locks one
+// map bucket for a few instructions.
+func (h *hub) hold(channel string, index int) *route {
+	r, _ := h.routes.Compute(channel, func(r *route, loaded bool) (*route, xsync.ComputeOp) {
+		if !loaded {
+			r = &route{}
 		}
-		if l.el.Execute(context.Background(), runnable(task)) == nil {
-			asked++
+		b := index % 64
+		if r.holders[b]++; r.holders[b] == 1 {
+			r.mask.Or(loopBit(index))
 		}
-	}
-	total := 0
-	for range asked {
-		select {
-		case n := <-counts:
-			total += n
-		case <-s.done: // the loops stopped; a queued task may never run
-			return total
-		}
-	}
-	return total
+		return r, xsync.UpdateOp
+	})
+	return r
 }
 
-// publishUser writes frame to user's connections on this loop.
-func (l *loop) publishUser(user string, frame []byte) int {
-	n := 0
-	for c := l.users[user]; c != nil; {
-		next := c.nextUser // c may be closed (and unlinked) below
-		if c.phase == phaseOpen {
-			n++
-			l.push(c, frame)
+// unhold undoes hold when the loop's last subscriber of channel leaves.
+func (h *hub) unhold(channel string, index int) {
+	h.routes.Compute(channel, func(r *route, loaded bool) (*route, xsync.ComputeOp) {
+		if !loaded {
+			return r, xsync.CancelOp
 		}
-		c = next
-	}
-	return n
+		b := index % 64
+		if r.holders[b]--; r.holders[b] == 0 {
+			r.mask.And(^loopBit(index))
+		}
+		if r.mask.Load() == 0 {
+			return r, xsync.DeleteOp
+		}
+		return r, xsync.UpdateOp
+	})
 }
 
-// broadcast writes frame to every open connection on this loop.
-func (l *loop) broadcast(frame []byte) int {
-	n := 0
-	// Backwards: closing conns[i] moves the last (already visited) into i.
-	for i := len(l.conns) - 1; i >= 0; i-- {
-		if i >= len(l.conns) {
+// acquire counts one more local subscription of channel and, for the
+// first, subscribes the node at the broker. When it returns nil, every
+// publication of channel assigned from then on reaches HandlePublication.
+// Off the loops only: it may wait on the broker and on other acquires of
+// the same channel.
+func (h *hub) acquire(ctx context.Context, channel string) error {
+	ns := h.pin(channel)
+	defer h.unpin(channel, ns)
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if ns.refs == 0 {
+		if err := h.broker.Subscribe(ctx, channel); err != nil {
+			return err
+		}
+	}
+	ns.refs++
+	return nil
+}
+
+// release undoes one successful acquire of each channel; the last one
+// unsubscribes the node. Off the loops only.
+func (h *hub) release(channels []string) {
+	for _, ch := range channels {
+		ns := h.pin(ch)
+		ns.mu.Lock()
+		if ns.refs == 0 { // never acquired (a test's index without a broker)
+			ns.mu.Unlock()
+			h.unpin(ch, ns)
 			continue
 		}
-		if c := l.conns[i]; c.phase == phaseOpen {
-			n++
-			l.push(c, frame)
+		if ns.refs--; ns.refs == 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+			// A failed unsubscribe leaves deliveries that find no route:
+			// they cost a map lookup each and are dropped.
+			_ = h.broker.Unsubscribe(ctx, ch)
+			cancel()
 		}
+		ns.mu.Unlock()
+		h.unpin(ch, ns)
 	}
-	return n
 }
 
-// push writes one data frame for the client (a pushed message or an echo)
-// through send's outbound limit and counts it.
-func (l *loop) push(c *Conn, frame []byte) {
-	if l.send(c, frame) {
-		l.counters.messagesOut.Add(1)
+func (h *hub) pin(channel string) *nodeSub {
+	h.nodeMu.Lock()
+	defer h.nodeMu.Unlock()
+	ns := h.nodeSubs[channel]
+	if ns == nil {
+		ns = &nodeSub{}
+		h.nodeSubs[channel] = ns
 	}
+	ns.pins++
+	return ns
+}
+
+func (h *hub) unpin(channel string, ns *nodeSub) {
+	h.nodeMu.Lock()
+	defer h.nodeMu.Unlock()
+	if ns.pins--; ns.pins == 0 {
+		ns.mu.Lock() // no one else holds it: pins was the last reference
+		idle := ns.refs == 0
+		ns.mu.Unlock()
+		if idle {
+			delete(h.nodeSubs, channel)
+		}
+	}
+}
+
+// delivery is one publication on its way to one loop.
+type delivery struct {
+	channel string
+	offset  uint64
+	epoch   string
+	frame   []byte // encoded once for every loop
+}
+
+// HandlePublication runs p on each loop that holds a subscriber of its
+// channel: one task per loop, the frame encoded once. Called by the
+// broker, serially per channel, in offset order; it never blocks.
+func (h *hub) HandlePublication(p broker.Publication) {
+	r, ok := h.routes.Load(p.Channel)
+	if !ok {
+		return
+	}
+	mask := r.mask.Load()
+	if mask == 0 {
+		return
+	}
+	d := &delivery{channel: p.Channel, offset: p.Offset, epoch: p.Epoch,
+		frame: encodeChannelMessage(p.Channel, p.Offset, p.Data)}
+	for _, l := range h.srv.loopList() {
+		if mask&loopBit(l.index) != 0 {
+			_ = l.el.Execute(context.Background(), l.deliverTask(d))
+		}
+	}
+}
+
+// HandleBroadcast writes data to every open connection: one task per loop.
+// Called by the broker; it never blocks.
+func (h *hub) HandleBroadcast(data []byte) {
+	frame := encodeMessage(data)
+	for _, l := range h.srv.loopList() {
+		_ = l.el.Execute(context.Background(), runnable(func(context.Context) error {
+			l.broadcast(frame)
+			return nil
+		}))
+	}
+}
+
+// HandleDisconnect closes the named connections on this node with 4001.
+// Called by the broker; it never blocks.
+func (h *hub) HandleDisconnect(d broker.Disconnect) {
+	h.srv.disconnectLocal(d, nil)
+}
+
+// subscribers is how many local subscriptions channel has now.
+func (h *hub) subscribers(channel string) int {
+	if r, ok := h.routes.Load(channel); ok {
+		return int(r.subs.Load())
+	}
+	return 0
 }

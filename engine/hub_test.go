@@ -24,7 +24,7 @@ func TestPublishAndBroadcast(t *testing.T) {
 		t.Fatalf("Broadcast targeted %d, want 3", n)
 	}
 	for _, br := range []*bufio.Reader{a1, a2} {
-		if f := readFrame(t, br); string(f.payload) != `{"type":"message","data":{"n":1}}` {
+		if f := readFrame(t, br); string(f.payload) != `{"type":"message","channel":"#maggie","offset":1,"data":{"n":1}}` {
 			t.Fatalf("maggie got %q", f.payload)
 		}
 	}
@@ -109,6 +109,14 @@ func stringOf(c byte, n int) string {
 	return string(b)
 }
 
+// subscribeNow subscribes c to channel on its loop with the position
+// already known, as finishSub leaves it (tests only: no broker involved).
+func subscribeNow(l *loop, c *Conn, channel string) {
+	lc := l.addSub(c, channel)
+	lc.subs[len(lc.subs)-1].pending = false
+	lc.pending--
+}
+
 // The loop's indexes stay consistent whatever order connections leave in.
 func TestHubIndexRemoveOrders(t *testing.T) {
 	orders := [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {1, 0, 3, 2}, {2, 0, 3, 1}}
@@ -122,8 +130,11 @@ func TestHubIndexRemoveOrders(t *testing.T) {
 			}
 			cs[i] = &Conn{gc: &sinkConn{}, loop: l, phase: phaseOpen, user: user}
 			l.add(cs[i])
+			subscribeNow(l, cs[i], "#"+user)
+			subscribeNow(l, cs[i], "news")
 		}
 		left := map[*Conn]bool{cs[0]: true, cs[1]: true, cs[2]: true, cs[3]: true}
+		var offset uint64
 		for _, i := range order {
 			l.remove(cs[i])
 			delete(left, cs[i])
@@ -135,14 +146,17 @@ func TestHubIndexRemoveOrders(t *testing.T) {
 					wantB++
 				}
 			}
-			frame := encodeMessage([]byte("1"))
-			if got := l.publishUser("a", frame); got != wantA {
-				t.Fatalf("order %v after removing %d: user a has %d, want %d", order, i, got, wantA)
+			offset++
+			for _, tc := range []struct {
+				channel string
+				want    int
+			}{{"#a", wantA}, {"#b", wantB}, {"news", len(left)}} {
+				d := &delivery{channel: tc.channel, offset: offset, frame: encodeChannelMessage(tc.channel, offset, []byte("1"))}
+				if got := l.deliver(d); got != tc.want {
+					t.Fatalf("order %v after removing %d: %s has %d, want %d", order, i, tc.channel, got, tc.want)
+				}
 			}
-			if got := l.publishUser("b", frame); got != wantB {
-				t.Fatalf("order %v after removing %d: user b has %d, want %d", order, i, got, wantB)
-			}
-			if got := l.broadcast(frame); got != len(left) {
+			if got := l.broadcast(encodeMessage([]byte("1"))); got != len(left) {
 				t.Fatalf("order %v: broadcast reached %d, want %d", order, got, len(left))
 			}
 			for j, c := range l.conns {
@@ -150,9 +164,16 @@ func TestHubIndexRemoveOrders(t *testing.T) {
 					t.Fatalf("conns[%d].index = %d", j, c.index)
 				}
 			}
+			for c := range left {
+				for k, cs := range c.subs {
+					if s := cs.lc.subs[cs.si]; s.c != c || int(s.ci) != k {
+						t.Fatalf("order %v: index of %s broken", order, cs.lc.name)
+					}
+				}
+			}
 		}
-		if len(l.users) != 0 {
-			t.Fatalf("order %v: users left %v", order, l.users)
+		if len(l.chans) != 0 || l.srv.hub.routes.Size() != 0 {
+			t.Fatalf("order %v: channels left %v, routes %d", order, l.chans, l.srv.hub.routes.Size())
 		}
 	}
 }

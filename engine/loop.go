@@ -22,9 +22,13 @@ type loop struct {
 	hs  handshakeScratch // the handshake in progress
 	out []byte           // scratch for frames we write
 
-	conns  []*Conn          // open and closing connections, for fan-out and sweeps
-	users  map[string]*Conn // user -> first of that user's connections here
+	conns  []*Conn                 // open and closing connections, for fan-out and sweeps
+	chans  map[string]*loopChan    // channel -> its subscribers here (index.go)
+	pend   map[pendKey]*pendingSub // subscriptions waiting for the broker
 	nextID uint64
+
+	parser cmdParser // commands (command.go)
+	body   []byte    // scratch for the JSON body of a frame we write
 
 	// Handshake deadlines are monotonic in accept order, so a FIFO holds them.
 	pending     []deadline
@@ -58,7 +62,8 @@ type deadline struct {
 }
 
 func newLoop(s *Server, el gnet.EventLoop, index int) *loop {
-	l := &loop{srv: s, el: el, index: index, users: make(map[string]*Conn), batchPong: -1}
+	l := &loop{srv: s, el: el, index: index, batchPong: -1,
+		chans: make(map[string]*loopChan), pend: make(map[pendKey]*pendingSub)}
 	l.quota = newQuotaFuncs(s.cfg.MaxConnsPerUser)
 	l.up = l.newUpgrader()
 	l.sweepTask = func(context.Context) error {
@@ -73,19 +78,14 @@ func newLoop(s *Server, el gnet.EventLoop, index int) *loop {
 	return l
 }
 
-// add puts an upgraded connection in the loop's indexes.
+// add puts an upgraded connection in the loop's list; its subscriptions
+// are in the index (index.go).
 func (l *loop) add(c *Conn) {
 	c.index = len(l.conns)
 	l.conns = append(l.conns, c)
-	head := l.users[c.user]
-	c.nextUser = head
-	if head != nil {
-		head.prevUser = c
-	}
-	l.users[c.user] = c
 }
 
-// remove takes a connection out of the loop's indexes (from OnClose).
+// remove takes a connection out of the loop's list and index (from OnClose).
 func (l *loop) remove(c *Conn) {
 	last := len(l.conns) - 1
 	if i := c.index; i >= 0 && i <= last && l.conns[i] == c {
@@ -98,17 +98,7 @@ func (l *loop) remove(c *Conn) {
 		}
 	}
 	c.index = -1
-	if c.prevUser != nil {
-		c.prevUser.nextUser = c.nextUser
-	} else if c.nextUser != nil {
-		l.users[c.user] = c.nextUser
-	} else if l.users[c.user] == c {
-		delete(l.users, c.user)
-	}
-	if c.nextUser != nil {
-		c.nextUser.prevUser = c.prevUser
-	}
-	c.prevUser, c.nextUser = nil, nil
+	l.removeAllSubs(c)
 	if cap(l.conns) > 64 && len(l.conns) < cap(l.conns)/4 {
 		l.conns = append([]*Conn(nil), l.conns...)
 	}
@@ -134,6 +124,7 @@ func (l *loop) sendCloseCode(c *Conn, r CloseReason, code ws.StatusCode) {
 	l.out = appendClose(l.out[:0], code, r.Text())
 	c.phase = phaseClosing
 	c.closeReason = r
+	l.removeAllSubs(c) // nothing more is delivered to it
 	_, _ = c.gc.Write(l.out)
 }
 
@@ -253,7 +244,7 @@ func (l *loop) closeAll(force bool) {
 			continue
 		}
 		c := l.conns[i]
-		if c.phase == phaseOpen {
+		if c.phase == phaseOpen || c.phase == phaseWelcome {
 			l.sendClose(c, CloseShutdown)
 		}
 		if force {

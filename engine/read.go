@@ -111,31 +111,26 @@ func (l *loop) onFrame(c *Conn, h ws.Header, payload []byte) gnet.Action {
 	if c.phase != phaseOpen {
 		return gnet.None // after our close, data is ignored
 	}
-	keep := l.srv.cfg.Echo || l.srv.cfg.OnMessage != nil
 	if h.OpCode != ws.OpContinuation {
 		if h.Fin {
 			if h.OpCode == ws.OpText && !l.wholeText(c, payload) {
 				return l.fail(c, CloseInvalidUTF8)
 			}
-			return l.deliver(c, h.OpCode, payload)
+			return l.dispatch(c, h.OpCode, payload)
 		}
 		c.fragOp = h.OpCode
 		c.fragLen = len(payload)
 		if h.OpCode == ws.OpText && !c.utf8.write(c.unseen(payload)) {
 			return l.fail(c, CloseInvalidUTF8)
 		}
-		if keep {
-			c.fragBuf = append(make([]byte, 0, 2*len(payload)+64), payload...)
-		}
+		c.fragBuf = append(make([]byte, 0, 2*len(payload)+64), payload...)
 		return gnet.None
 	}
 	c.fragLen += len(payload)
 	if c.fragOp == ws.OpText && !c.utf8.write(c.unseen(payload)) {
 		return l.fail(c, CloseInvalidUTF8)
 	}
-	if keep {
-		c.fragBuf = append(c.fragBuf, payload...)
-	}
+	c.fragBuf = append(c.fragBuf, payload...)
 	if !h.Fin {
 		return gnet.None
 	}
@@ -144,11 +139,12 @@ func (l *loop) onFrame(c *Conn, h ws.Header, payload []byte) gnet.Action {
 	}
 	op, msg := c.fragOp, c.fragBuf
 	c.fragOp, c.fragLen, c.fragBuf = 0, 0, nil
-	return l.deliver(c, op, msg)
+	return l.dispatch(c, op, msg)
 }
 
-// deliver hands a complete data message to echo or to the OnMessage hook.
-func (l *loop) deliver(c *Conn, op ws.OpCode, msg []byte) gnet.Action {
+// dispatch hands a complete data message to echo, the OnMessage hook or
+// the command reader.
+func (l *loop) dispatch(c *Conn, op ws.OpCode, msg []byte) gnet.Action {
 	l.counters.messagesIn.Add(1)
 	cfg := &l.srv.cfg
 	switch {
@@ -156,6 +152,8 @@ func (l *loop) deliver(c *Conn, op ws.OpCode, msg []byte) gnet.Action {
 		l.queueEcho(op, msg)
 	case cfg.OnMessage != nil:
 		cfg.OnMessage(c, byte(op), msg)
+	default:
+		return l.command(c, op, msg)
 	}
 	return gnet.None
 }

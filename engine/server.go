@@ -35,6 +35,10 @@ type Server struct {
 	fdLog       logLimiter
 	publishes   atomic.Uint64
 
+	hub        *hub
+	nodeID     string // random, so that connection ids are unique among nodes
+	ownsBroker bool   // the engine made the broker (Config.Broker nil): it closes it
+
 	loopsMu sync.Mutex              // serialises adding a loop (once per loop)
 	loops   atomic.Pointer[[]*loop] // copy-on-write list, read without a lock
 
@@ -59,8 +63,16 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, epoch: time.Now(),
+	s := &Server{cfg: cfg, log: cfg.Logger, epoch: time.Now(), nodeID: newNodeID(),
 		booted: make(chan struct{}), done: make(chan struct{}), startRet: make(chan struct{})}
+	b := cfg.Broker
+	if b == nil {
+		if b, err = defaultBroker(); err != nil {
+			return nil, err
+		}
+		s.ownsBroker = true
+	}
+	s.hub = newHub(s, b)
 	shortest := min(cfg.HandshakeTimeout, cfg.PingInterval, cfg.IdleTimeout)
 	s.tick = min(max(shortest/4, 10*time.Millisecond), 250*time.Millisecond)
 	s.checkEvery = max(min(cfg.PingInterval, cfg.IdleTimeout)/10, s.tick)
@@ -108,6 +120,10 @@ func (s *Server) Start() error {
 		return ErrStarted
 	}
 	defer close(s.startRet)
+	if err := s.hub.broker.Start(s.hub); err != nil {
+		close(s.done)
+		return fmt.Errorf("engine: start broker: %w", err)
+	}
 	h := &handler{s: s}
 	addr, err := resolveListenAddr(s.cfg.Addr)
 	if err != nil {
@@ -215,6 +231,9 @@ func (s *Server) stop(ctx context.Context) error {
 	case <-stopCtx.Done():
 	}
 	s.ready.Store(false)
+	if s.ownsBroker {
+		_ = s.hub.broker.Close()
+	}
 	return err
 }
 
@@ -299,11 +318,12 @@ func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	l := c.loop
-	if c.phase == phaseHandshake {
-		action, done := l.handshake(c)
-		if !done {
-			return action
-		}
+	switch c.phase {
+	case phaseHandshake:
+		action, _ := l.handshake(c)
+		return action
+	case phaseWelcome:
+		return gnet.None // read once the welcome is out (finishSub)
 	}
 	return l.readFrames(c)
 }
@@ -314,7 +334,7 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		return gnet.None
 	}
 	h.s.fds.Add(-1)
-	if c.phase == phaseOpen || c.phase == phaseClosing {
+	if c.phase != phaseHandshake && c.phase != phaseClosed {
 		c.loop.remove(c)
 		h.s.openConns.Add(-1)
 		if h.s.quota.m != nil {

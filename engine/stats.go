@@ -41,10 +41,27 @@ type Stats struct {
 	Rejected      [NumRejectReasons]uint64 // handshakes refused, by reason
 	MessagesIn    uint64                   // complete data messages received
 	MessagesOut   uint64                   // data frames written (welcome, echo, pushes)
-	Publishes     uint64                   // Publish and Broadcast calls
+	Publishes     uint64                   // channel, user and broadcast publishes
 	SlowConsumers uint64                   // connections closed for queueing too much
-	Closes        [NumCloseReasons]uint64  // connections ended, by reason (upgraded ones, and handshake timeouts)
+
+	Channels      int64 // channels with a local subscriber now
+	Subscriptions int64 // (connection, channel) subscriptions now, personal ones included
+	// Commands by type (CommandTypes) and result (0 ok, 1 error).
+	Commands      [numCmdTypes][numResults]uint64
+	CommandFloods uint64                  // connections closed for sending commands too fast
+	Refreshes     [2]uint64               // session refreshes: [0] ok, [1] refused
+	Recoveries    [2]uint64               // since served: [0] recovered, [1] recovered:false
+	Closes        [NumCloseReasons]uint64 // connections ended, by reason (upgraded ones, and handshake timeouts)
 }
+
+// CommandTypes are the labels of Stats.Commands' first index.
+var CommandTypes = cmdNames
+
+// Indexes of Stats.Recoveries.
+const (
+	recoveredTrue  = 0
+	recoveredFalse = 1
+)
 
 // loopCounters are written by one event loop only and read at scrape time;
 // atomics make the read race-free without a lock.
@@ -54,6 +71,11 @@ type loopCounters struct {
 	messagesIn    atomic.Uint64
 	messagesOut   atomic.Uint64
 	slowConsumers atomic.Uint64
+	subscriptions atomic.Int64
+	commands      [numCmdTypes][numResults]atomic.Uint64
+	commandFloods atomic.Uint64
+	refreshes     [numResults]atomic.Uint64
+	recoveries    [2]atomic.Uint64
 	closes        [NumCloseReasons]atomic.Uint64
 }
 
@@ -73,9 +95,21 @@ func (s *Server) Stats() Stats {
 		st.MessagesIn += c.messagesIn.Load()
 		st.MessagesOut += c.messagesOut.Load()
 		st.SlowConsumers += c.slowConsumers.Load()
+		st.Subscriptions += c.subscriptions.Load()
+		for t := range c.commands {
+			for r := range c.commands[t] {
+				st.Commands[t][r] += c.commands[t][r].Load()
+			}
+		}
+		st.CommandFloods += c.commandFloods.Load()
+		for i := range st.Refreshes {
+			st.Refreshes[i] += c.refreshes[i].Load()
+			st.Recoveries[i] += c.recoveries[i].Load()
+		}
 		for i := range st.Closes {
 			st.Closes[i] += c.closes[i].Load()
 		}
 	}
+	st.Channels = int64(s.hub.routes.Size())
 	return st
 }

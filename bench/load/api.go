@@ -124,3 +124,32 @@ func (a *apiClient) tickets(token string, n, parallel int) ([]string, error) {
 	}
 	return out, first
 }
+
+// publishChannels sends one message stamped with the current time to each
+// of the channels load:0 … load:n-1, in /publish batches of up to 1,000.
+func (a *apiClient) publishChannels(key string, n, seq int) error {
+	// One stamp for the round, so that its spread (publish to the last
+	// delivery on any channel) is one fan-out, as for fanout.
+	stamp := time.Now().UnixNano()
+	for from := 0; from < n; from += 1000 {
+		msgs := make([]any, 0, min(1000, n-from))
+		for k := from; k < min(n, from+1000); k++ {
+			data := map[string]int64{"t": stamp, "seq": int64(seq)}
+			msgs = append(msgs, map[string]any{"channel": fmt.Sprintf("load:%d", k), "data": data})
+		}
+		var r struct {
+			Results []struct {
+				Error string `json:"error"`
+			} `json:"results"`
+		}
+		if err := a.do(http.MethodPost, "/publish", key, map[string]any{"messages": msgs}, &r); err != nil {
+			return err
+		}
+		for _, res := range r.Results {
+			if res.Error != "" {
+				return fmt.Errorf("POST /publish batch: %s", res.Error)
+			}
+		}
+	}
+	return nil
+}

@@ -14,7 +14,7 @@ import (
 )
 
 // Scenarios, in the order a run performs them.
-var knownScenarios = []string{"reject", "connect", "fanout", "churn", "echo"}
+var knownScenarios = []string{"reject", "connect", "fanout", "churn", "echo", "channels"}
 
 // knownServers maps a server name to its binary under the bin directory.
 var knownServers = map[string]string{
@@ -31,7 +31,7 @@ const maxConnsPerWorker = 18000
 // Config is one invocation of turnstile-load. Its zero value is not valid;
 // DefaultConfig and ParseFlags give a working one.
 type Config struct {
-	Scenarios []string // connect, reject, fanout, churn, echo
+	Scenarios []string // connect, reject, fanout, churn, echo, channels
 	Servers   []string // servers to start in turn: turnstile, gorilla, gobwas, nbio
 	BinDir    string   // where the server binaries are
 
@@ -53,6 +53,7 @@ type Config struct {
 	Messages  int           // fanout: publishes
 	Interval  time.Duration // fanout: pause between publishes
 	ToUser    bool          // fanout: publish to the user instead of broadcasting
+	Channels  int           // channels: how many channels the connections spread over
 	EchoSize  int           // echo: bytes per message
 	Workers   int           // worker processes; 0: enough for Conns, at least 2
 	Sources   int           // source addresses 127.0.0.2 … per run
@@ -77,6 +78,7 @@ func DefaultConfig() Config {
 		Hold:      3 * time.Second,
 		Duration:  5 * time.Second,
 		Messages:  20,
+		Channels:  100,
 		Interval:  100 * time.Millisecond,
 		EchoSize:  64,
 		Sources:   32,
@@ -90,7 +92,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	c := DefaultConfig()
 	fs := flag.NewFlagSet("turnstile-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	scenarios := fs.String("scenario", strings.Join(c.Scenarios, ","), "comma list of scenarios: connect, reject, fanout, churn, echo")
+	scenarios := fs.String("scenario", strings.Join(c.Scenarios, ","), "comma list of scenarios: connect, reject, fanout, churn, echo, channels (turnstile only)")
 	servers := fs.String("servers", "", "comma list of servers to start in turn on loopback (turnstile, gorilla, gobwas, nbio); ratios are turnstile/peer")
 	fs.StringVar(&c.BinDir, "bin", c.BinDir, "directory holding turnstile and peer-<name> binaries")
 	fs.StringVar(&c.HTTPAddr, "http", "", "HTTP API address of a running server (without -servers)")
@@ -108,6 +110,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.Messages, "messages", c.Messages, "fanout: number of publishes")
 	fs.DurationVar(&c.Interval, "interval", c.Interval, "fanout: pause between publishes")
 	fs.BoolVar(&c.ToUser, "to-user", false, "fanout: publish to the user instead of broadcasting")
+	fs.IntVar(&c.Channels, "channels", c.Channels, "channels: connections spread over this many channels; each of -messages rounds publishes one message to every channel (in /publish batches)")
 	fs.IntVar(&c.EchoSize, "echo-size", c.EchoSize, "echo: message size in bytes")
 	fs.IntVar(&c.Workers, "workers", 0, "worker processes; 0: enough for -conns, at least 2")
 	fs.IntVar(&c.Sources, "sources", c.Sources, "number of source addresses 127.0.0.2…")
@@ -193,8 +196,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("load: -workers must not be negative")
 	case c.Timeout <= 0 || c.Duration <= 0 || c.Hold < 0:
 		return fmt.Errorf("load: -timeout and -duration must be positive, -hold not negative")
-	case c.Messages < 1 && slices.Contains(c.Scenarios, "fanout"):
+	case c.Messages < 1 && (slices.Contains(c.Scenarios, "fanout") || slices.Contains(c.Scenarios, "channels")):
 		return fmt.Errorf("load: -messages must be at least 1")
+	case slices.Contains(c.Scenarios, "channels") && (c.Channels < 1 || c.Channels > 100000):
+		return fmt.Errorf("load: -channels must be within 1..100000, not %d", c.Channels)
 	case c.EchoSize < 16 || c.EchoSize > 1<<20:
 		return fmt.Errorf("load: -echo-size must be within 16..1048576")
 	case !strings.HasPrefix(c.WSPath, "/"):

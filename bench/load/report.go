@@ -76,7 +76,7 @@ func (r *Result) fill(t workerResult, rss [3]int64, published int) {
 		r.add("reject p99", "ms", ms(hs.Quantile(0.99)), true)
 		r.add("answered 401", "", float64(t.Statuses[401]), false)
 		r.add("failed", "", float64(t.Failed), true)
-	case "fanout":
+	case "fanout", "channels":
 		r.add("open conns", "", float64(t.Welcomed), false)
 		// Deliveries per second of fan-out work: the deliveries over the
 		// summed time each publish took to reach its last connection, so
@@ -95,6 +95,9 @@ func (r *Result) fill(t workerResult, rss [3]int64, published int) {
 		r.add("delivery max", "ms", ms(lat.Max()), true)
 		r.add("fan-out done p50", "ms", ms(spread.Quantile(0.5)), true)
 		want := float64(t.Welcomed) * float64(published)
+		if r.Scenario == "channels" { // each connection follows one channel, which gets one message a round
+			want = float64(t.Subscribed) * float64(published)
+		}
 		if want > 0 {
 			r.add("delivered", "%", 100*float64(t.Messages)/want, false)
 		}

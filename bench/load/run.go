@@ -159,7 +159,7 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 			Scenario: sc, ID: i, HTTPAddr: t.httpAddr, WSAddr: t.wsAddr, WSPath: cfg.WSPath,
 			Token: token, Sources: sourcesFor(i, n, cfg.Sources), Conns: share(cfg.Conns, n, i),
 			Rate: cfg.Rate / float64(n), InFlight: max(1, share(cfg.InFlight, n, i)), Duration: cfg.Duration,
-			EchoSize: cfg.EchoSize, HSTimeout: handshakeTimeout, Deadline: deadline.Add(15 * time.Second).UnixNano(),
+			EchoSize: cfg.EchoSize, Channels: cfg.Channels, HSTimeout: handshakeTimeout, Deadline: deadline.Add(15 * time.Second).UnixNano(),
 		}
 		if sc == "reject" || sc == "churn" {
 			j.Conns = j.InFlight
@@ -180,7 +180,7 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 	var rssAfter int64
 	published := 0
 	switch sc {
-	case "connect", "fanout", "echo":
+	case "connect", "fanout", "echo", "channels":
 		if err := co.waitAll("connected", deadline); err != nil {
 			return res, err
 		}
@@ -208,6 +208,20 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 			published++
 		}
 		want := co.sum().Welcomed * int64(published)
+		co.waitFor(func(r *workerResult) bool { return r.Messages >= want }, time.Now().Add(10*time.Second))
+		cpuAfter = t.cpu()
+	case "channels":
+		cpuBefore = t.cpu()
+		for i := range cfg.Messages {
+			if i > 0 {
+				co.sleep(cfg.Interval, deadline)
+			}
+			if err := api.publishChannels(t.publishKey, cfg.Channels, i); err != nil {
+				return res, err
+			}
+			published++
+		}
+		want := co.sum().Subscribed * int64(published)
 		co.waitFor(func(r *workerResult) bool { return r.Messages >= want }, time.Now().Add(10*time.Second))
 		cpuAfter = t.cpu()
 	case "echo", "reject", "churn":
@@ -397,6 +411,7 @@ func (r *workerResult) merge(o *workerResult) {
 	r.Dropped += o.Dropped
 	r.Messages += o.Messages
 	r.Welcomed += o.Welcomed
+	r.Subscribed += o.Subscribed
 	r.Closed += o.Closed
 	r.ClientUser += o.ClientUser
 	r.ClientSys += o.ClientSys

@@ -33,12 +33,13 @@ type fakeTurnstile struct {
 	httpAddr, wsAddr string
 	mu               sync.Mutex
 	conns            map[net.Conn]*sync.Mutex
+	chans            map[net.Conn]string // the channel each connection subscribed to
 	issued           sync.Map
 	next             atomic.Int64
 }
 
 func newFakeTurnstile(t *testing.T) *fakeTurnstile {
-	f := &fakeTurnstile{conns: map[net.Conn]*sync.Mutex{}}
+	f := &fakeTurnstile{conns: map[net.Conn]*sync.Mutex{}, chans: map[net.Conn]string{}}
 	wl, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -62,8 +63,30 @@ func newFakeTurnstile(t *testing.T) *fakeTurnstile {
 		fmt.Fprintf(w, `{"ticket":%q,"expires":1,"url":"x"}`, tk)
 	})
 	mux.HandleFunc("/publish", func(w http.ResponseWriter, r *http.Request) {
-		var body struct{ Data json.RawMessage }
+		var body struct {
+			Data     json.RawMessage
+			Messages []struct {
+				Channel string
+				Data    json.RawMessage
+			}
+		}
 		_ = json.NewDecoder(r.Body).Decode(&body)
+		if body.Messages != nil { // a batch of channel publishes
+			f.mu.Lock()
+			for _, m := range body.Messages {
+				msg := append(append([]byte(`{"type":"message","channel":"`+m.Channel+`","offset":1,"data":`), m.Data...), '}')
+				for c, wmu := range f.conns {
+					if f.chans[c] == m.Channel {
+						wmu.Lock()
+						_ = wsutil.WriteServerText(c, msg)
+						wmu.Unlock()
+					}
+				}
+			}
+			f.mu.Unlock()
+			fmt.Fprintf(w, `{"results":[]}`)
+			return
+		}
 		msg := append(append([]byte(`{"type":"message","data":`), body.Data...), '}')
 		f.mu.Lock()
 		n := len(f.conns)
@@ -125,6 +148,13 @@ func (f *fakeTurnstile) serveWS(l net.Listener) {
 				data, op, err := wsutil.ReadClientData(nc)
 				if err != nil {
 					return
+				}
+				var cmd struct{ Type, Channel string }
+				if json.Unmarshal(data, &cmd) == nil && cmd.Type == "subscribe" {
+					f.mu.Lock()
+					f.chans[nc] = cmd.Channel
+					f.mu.Unlock()
+					data = []byte(`{"type":"subscribed","channel":"` + cmd.Channel + `","offset":0,"epoch":"e"}`)
 				}
 				wmu.Lock()
 				err = wsutil.WriteServerMessage(nc, op, data)
@@ -194,9 +224,9 @@ func TestRunEveryScenario(t *testing.T) {
 			if metric(t, r, "server RSS") <= 0 {
 				t.Error("connect: no server RSS")
 			}
-		case "fanout":
+		case "fanout", "channels":
 			if d := metric(t, r, "delivered"); d != 100 {
-				t.Errorf("fanout: delivered %v%%, want 100", d)
+				t.Errorf("%s: delivered %v%%, want 100", r.Scenario, d)
 			}
 		case "churn", "echo":
 			name := map[string]string{"churn": "cycles/s", "echo": "round trips/s"}[r.Scenario]

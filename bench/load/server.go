@@ -42,7 +42,8 @@ func freeAddr() (string, error) {
 
 // startServer runs the named server on fresh loopback ports with the dev
 // user, a known publish key, long tickets (prefetching must not outlive
-// them) and echo on, and waits until both listeners accept.
+// them) and echo on (but for channels, whose subscribes are commands), and
+// waits until both listeners accept.
 func startServer(cfg *Config, name, scenario string) (*target, error) {
 	bin := filepath.Join(cfg.BinDir, knownServers[name])
 	if _, err := os.Stat(bin); err != nil {
@@ -59,9 +60,17 @@ func startServer(cfg *Config, name, scenario string) (*target, error) {
 	var k [16]byte
 	_, _ = rand.Read(k[:])
 	t := &target{name: name, httpAddr: httpAddr, wsAddr: wsAddr, publishKey: hex.EncodeToString(k[:])}
-	t.cmd = exec.Command(bin, "-dev", "-http", httpAddr, "-ws", wsAddr, "-ws-path", cfg.WSPath,
-		"-publish-key", t.publishKey, "-ticket-ttl", "10m", "-echo",
-		"-max-conns-per-user", "0") // every load connection is the demo user
+	args := []string{"-dev", "-http", httpAddr, "-ws", wsAddr, "-ws-path", cfg.WSPath,
+		"-publish-key", t.publishKey, "-ticket-ttl", "10m"}
+	if scenario != "channels" { // under -echo no command is read: channels subscribe
+		args = append(args, "-echo")
+	}
+	if name == "turnstile" {
+		// One user holds every connection of a run: lift the per-user
+		// quotas (tickets, connections) that protect a real deployment.
+		args = append(args, "-max-tickets-per-user", "0", "-max-conns-per-user", "0")
+	}
+	t.cmd = exec.Command(bin, args...)
 	t.cmd.Env = append(os.Environ(), "TURNSTILE_PUBLISH_KEY="+t.publishKey)
 	if cfg.Procs > 0 {
 		t.cmd.Env = append(t.cmd.Env, "GOMAXPROCS="+strconv.Itoa(cfg.Procs))

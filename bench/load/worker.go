@@ -31,6 +31,7 @@ type job struct {
 	InFlight  int           `json:"in_flight"`
 	Duration  time.Duration `json:"duration"`
 	EchoSize  int           `json:"echo_size"`
+	Channels  int           `json:"channels"`
 	HSTimeout time.Duration `json:"handshake_timeout"`
 	Deadline  int64         `json:"deadline"` // Unix ns after which the worker gives up
 }
@@ -46,14 +47,15 @@ type event struct {
 
 // workerResult is what a worker counted. Times are Unix ns.
 type workerResult struct {
-	Started  int64 `json:"started"`
-	Opened   int64 `json:"opened"`
-	Rejected int64 `json:"rejected"` // non-101 answers
-	Failed   int64 `json:"failed"`   // errors and timeouts before opening
-	Dropped  int64 `json:"dropped"`  // closed by the server after opening
-	Messages int64 `json:"messages"` // deliveries, echoes, churn cycles or rejections inside the measured window
-	Welcomed int64 `json:"welcomed"` // connections that got their welcome
-	Closed   int64 `json:"closed"`   // churn: cycles the client closed
+	Started    int64 `json:"started"`
+	Opened     int64 `json:"opened"`
+	Rejected   int64 `json:"rejected"`   // non-101 answers
+	Failed     int64 `json:"failed"`     // errors and timeouts before opening
+	Dropped    int64 `json:"dropped"`    // closed by the server after opening
+	Messages   int64 `json:"messages"`   // deliveries, echoes, churn cycles or rejections inside the measured window
+	Welcomed   int64 `json:"welcomed"`   // connections that got their welcome
+	Subscribed int64 `json:"subscribed"` // channels: connections whose subscribe was answered
+	Closed     int64 `json:"closed"`     // churn: cycles the client closed
 	// The worker's own CPU time in the measured phase, ns.
 	ClientUser int64         `json:"client_user"`
 	ClientSys  int64         `json:"client_sys"`
@@ -174,7 +176,7 @@ func (w *worker) run() error {
 	defer eng.shutdown()
 	w.api = newAPIClient(j.HTTPAddr, 8)
 	switch j.Scenario {
-	case "connect", "fanout", "echo":
+	case "connect", "fanout", "echo", "channels":
 		if w.tickets, err = w.api.tickets(j.Token, j.Conns, 8); err != nil {
 			return err
 		}
@@ -268,7 +270,7 @@ func (w *worker) loop() {
 			inFlight = int(w.res.Started - w.res.Closed - w.res.Rejected - w.res.Failed - w.res.Dropped)
 		}
 		switch j.Scenario {
-		case "connect", "fanout", "echo":
+		case "connect", "fanout", "echo", "channels":
 			allowed := int64(j.Conns)
 			if j.Rate > 0 {
 				allowed = min(allowed, 1+int64(j.Rate*float64(now-start)/1e9))
@@ -279,7 +281,11 @@ func (w *worker) loop() {
 			}
 			// Ready when every connection is welcomed (so registered in
 			// the server's hub) or lost.
-			if w.phase == 0 && w.res.Welcomed+w.res.Rejected+w.res.Failed+w.res.Dropped >= int64(j.Conns) {
+			ready := w.res.Welcomed
+			if j.Scenario == "channels" {
+				ready = w.res.Subscribed // registered in the channel, not only welcomed
+			}
+			if w.phase == 0 && ready+w.res.Rejected+w.res.Failed+w.res.Dropped >= int64(j.Conns) {
 				w.phase = 1
 				if j.Scenario == "connect" {
 					w.cpuStop()
@@ -387,10 +393,19 @@ func (w *worker) onMessage(c *wsconn, op byte, payload []byte, now int64) {
 			w.eng.close(c)
 			w.res.Closed++
 		}
+		if w.job.Scenario == "channels" {
+			// Spread the connections over the channels, across workers.
+			k := (int64(w.job.ID)*7919 + w.res.Welcomed) % int64(w.job.Channels)
+			w.eng.send(c, opText, fmt.Appendf(nil, `{"type":"subscribe","channel":"load:%d"}`, k), now)
+		}
+		return
+	}
+	if w.job.Scenario == "channels" && bytes.Contains(payload, subscribedType) {
+		w.res.Subscribed++
 		return
 	}
 	switch w.job.Scenario {
-	case "fanout":
+	case "fanout", "channels":
 		if t, ok := extractStamp(payload); ok {
 			w.res.Messages++
 			w.res.LastMsg = now
@@ -412,6 +427,8 @@ func (w *worker) onMessage(c *wsconn, op byte, payload []byte, now int64) {
 }
 
 var welcomeType = []byte(`"type":"welcome"`)
+
+var subscribedType = []byte(`"type":"subscribed"`)
 
 func (w *worker) onFail(c *wsconn, err error, now int64) {
 	if c.opened {

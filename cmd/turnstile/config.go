@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/turnstile-push/turnstile/auth"
+	"github.com/turnstile-push/turnstile/engine"
 )
 
 // config is every setting of the binary, after flags and environment.
@@ -51,6 +52,13 @@ type config struct {
 	LogLevel        slog.Level
 	LogJSON         bool
 
+	HistorySize        int
+	HistoryTTL         time.Duration
+	HistoryMaxBytes    int64
+	MaxChannelsPerConn int
+	ChannelsClaim      string
+	AuthChannels       []string
+	authChannelsSet    bool // -auth-channels given (it replaces -dev's *)
 	// Abuse limits of the HTTP API (see auth.ThrottleConfig and keyguard.go).
 	Login               auth.ThrottleConfig
 	MaxTicketsPerUser   int
@@ -68,7 +76,7 @@ func envName(flagName string) string {
 // names the flag (or variable) and says what would be right.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
 	c := &config{}
-	var origins, proxies, logLevel, logFormat string
+	var origins, proxies, logLevel, logFormat, authChannels string
 	fs := flag.NewFlagSet("turnstile", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.HTTPAddr, "http", ":8080", "HTTP API listen address")
@@ -102,6 +110,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.IntVar(&c.Loops, "loops", 0, "gnet event loops (0: GOMAXPROCS)")
 	fs.BoolVar(&c.Echo, "echo", false, "echo every client data message (conformance tests, latency benchmarks)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long connections get to close after 1001")
+	fs.IntVar(&c.HistorySize, "history-size", 100, "messages kept per channel for recovery")
+	fs.DurationVar(&c.HistoryTTL, "history-ttl", 5*time.Minute, "how long a channel's messages (and idempotency keys) are kept")
+	fs.Int64Var(&c.HistoryMaxBytes, "history-max-bytes", 256<<20, "history of all channels together; the oldest messages go first")
+	fs.IntVar(&c.MaxChannelsPerConn, "max-channels-per-conn", 128, "most channels one connection may subscribe to (its personal channel not counted)")
+	fs.StringVar(&c.ChannelsClaim, "channels-claim", "channels", "JWT claim listing the channels (names, prefix* patterns) a user may subscribe to")
+	fs.StringVar(&authChannels, "auth-channels", "", "comma list of channel grants written into tokens from /auth (default none; * in -dev)")
 	fs.IntVar(&c.Login.AddrBurst, "login-addr-burst", auth.DefaultAddrBurst, "failed logins from one address before it is throttled (429)")
 	fs.DurationVar(&c.Login.AddrInterval, "login-addr-interval", auth.DefaultAddrInterval, "then one more failed login per address this often")
 	fs.IntVar(&c.Login.UserBurst, "login-user-burst", auth.DefaultUserBurst, "failed logins for one user, counted across addresses, before the user is throttled for addresses it has not logged in from")
@@ -139,6 +153,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return nil, envErr
 	}
 	var err error
+	c.authChannelsSet = given["auth-channels"] || getenv(envName("auth-channels")) != ""
+	if c.AuthChannels, err = parseAuthChannels(authChannels); err != nil {
+		return nil, err
+	}
 	if c.Origins, err = parseOrigins(origins); err != nil {
 		return nil, err
 	}
@@ -248,6 +266,21 @@ func (c *config) validate() error {
 	if c.Loops < 0 {
 		bad("-loops %d: must be 0 (GOMAXPROCS) or more", c.Loops)
 	}
+	if c.HistorySize < 1 {
+		bad("-history-size %d: must be at least 1", c.HistorySize)
+	}
+	if c.HistoryTTL <= 0 {
+		bad("-history-ttl %v: must be positive", c.HistoryTTL)
+	}
+	if c.HistoryMaxBytes < 1<<20 {
+		bad("-history-max-bytes %d: must be at least 1048576 (1 MiB)", c.HistoryMaxBytes)
+	}
+	if c.MaxChannelsPerConn < 1 {
+		bad("-max-channels-per-conn %d: must be at least 1", c.MaxChannelsPerConn)
+	}
+	if c.ChannelsClaim == "" {
+		bad("-channels-claim must not be empty")
+	}
 	return errors.Join(errs...)
 }
 
@@ -283,6 +316,22 @@ func parseOrigins(s string) ([]string, error) {
 				return nil, errors.New("-origins: * allows every Origin; do not combine it with a list")
 			}
 		}
+	}
+	return out, nil
+}
+
+// parseAuthChannels reads -auth-channels: grants (names, prefix* patterns).
+func parseAuthChannels(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, g := range strings.Split(s, ",") {
+		g = strings.TrimSpace(g)
+		if !engine.ValidGrant(g) {
+			return nil, fmt.Errorf("-auth-channels: %q is not a channel grant; want a name of A-Z a-z 0-9 _ - . : @ / (up to 200 bytes), a prefix ending in *, or *", g)
+		}
+		out = append(out, g)
 	}
 	return out, nil
 }

@@ -79,6 +79,13 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad proxy", []string{"-trusted-proxies", "10.0.0.0/8,nginx"}, prod, "-trusted-proxies"},
 		{"bad log level", []string{"-log-level", "loud"}, prod, "-log-level"},
 		{"bad log format", []string{"-log-format", "xml"}, prod, "-log-format"},
+		{"zero history", []string{"-history-size", "0"}, prod, "-history-size"},
+		{"zero history ttl", []string{"-history-ttl", "0s"}, prod, "-history-ttl"},
+		{"tiny history bytes", []string{"-history-max-bytes", "1000"}, prod, "-history-max-bytes"},
+		{"zero channels", []string{"-max-channels-per-conn", "0"}, prod, "-max-channels-per-conn"},
+		{"empty claim", []string{"-channels-claim", ""}, prod, "-channels-claim"},
+		{"bad grant", []string{"-auth-channels", "news,a b"}, prod, "-auth-channels"},
+		{"inner star", []string{"-auth-channels", "a*b"}, prod, "-auth-channels"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,5 +100,20 @@ func TestParseConfigErrors(t *testing.T) {
 func TestEnvName(t *testing.T) {
 	if got := envName("ticket-ttl"); got != "TURNSTILE_TICKET_TTL" {
 		t.Fatal(got)
+	}
+}
+
+func TestParseConfigChannels(t *testing.T) {
+	c, err := parseConfig([]string{"-dev"}, env(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HistorySize != 100 || c.HistoryTTL != 5*time.Minute || c.HistoryMaxBytes != 256<<20 ||
+		c.MaxChannelsPerConn != 128 || c.ChannelsClaim != "channels" || c.AuthChannels != nil || c.authChannelsSet {
+		t.Fatalf("channel defaults differ from DESIGN 1.4: %+v", c)
+	}
+	c, err = parseConfig([]string{"-dev"}, env("TURNSTILE_AUTH_CHANNELS", "news, chat:*"), io.Discard)
+	if err != nil || strings.Join(c.AuthChannels, " ") != "news chat:*" || !c.authChannelsSet {
+		t.Fatalf("-auth-channels from the environment: %+v %v", c, err)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/turnstile-push/turnstile/auth"
 	"github.com/turnstile-push/turnstile/auth/ticket"
 	"github.com/turnstile-push/turnstile/engine"
+	"github.com/turnstile-push/turnstile/engine/broker"
 )
 
 func main() {
@@ -98,6 +99,7 @@ type server struct {
 	handlers   *auth.Handlers
 	keyGuard   *keyGuard // throttles wrong publish keys on every publish-key endpoint
 	ws         *engine.Server
+	broker     broker.Broker
 	publishKey string
 	origins    []string // allowed Origins, for the upgrade and for CORS alike
 	httpLn     net.Listener
@@ -111,7 +113,11 @@ type server struct {
 func newServer(cfg *config, log *slog.Logger) (*server, error) {
 	s := &server{cfg: cfg, log: log, publishKey: cfg.PublishKey, httpErr: make(chan error, 1)}
 	var err error
-	tokenCfg := auth.TokenConfig{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.JWTTTL, UserClaim: cfg.UserClaim}
+	tokenCfg := auth.TokenConfig{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.JWTTTL, UserClaim: cfg.UserClaim,
+		ChannelsClaim: cfg.ChannelsClaim, Channels: cfg.AuthChannels}
+	if cfg.Dev && !cfg.authChannelsSet {
+		tokenCfg.Channels = []string{"*"}
+	}
 	switch {
 	case cfg.JWTKeyFile != "":
 		if s.tokens, err = auth.LoadEdDSAKeyFile(cfg.JWTKeyFile, tokenCfg); err != nil {
@@ -160,24 +166,29 @@ func newServer(cfg *config, log *slog.Logger) (*server, error) {
 		return nil, err
 	}
 	s.store = ticket.NewMap(ticket.MapConfig{Capacity: cfg.TicketCapacity})
+	if s.broker, err = newBroker(cfg); err != nil {
+		return nil, err
+	}
 	s.ws, err = engine.New(engine.Config{
-		Addr:             cfg.WSAddr,
-		Path:             cfg.WSPath,
-		Store:            s.store,
-		Origins:          s.origins,
-		HandshakeTimeout: cfg.HandshakeTime,
-		MaxHeaderBytes:   cfg.MaxHeaderBytes,
-		MaxMessageBytes:  cfg.MaxMessageBytes,
-		PingInterval:     cfg.PingInterval,
-		IdleTimeout:      cfg.IdleTimeout,
-		MaxPendingBytes:  cfg.MaxPendingBytes,
-		SendBufferBytes:  cfg.SendBufferBytes,
-		MaxConns:         cfg.MaxConns,
-		MaxConnsPerUser:  cfg.MaxConnsPerUser,
-		MaxFDs:           s.fds.WS,
-		Loops:            cfg.Loops,
-		Echo:             cfg.Echo,
-		Logger:           log.With("listener", "ws"),
+		Addr:               cfg.WSAddr,
+		Path:               cfg.WSPath,
+		Store:              s.store,
+		Origins:            s.origins,
+		HandshakeTimeout:   cfg.HandshakeTime,
+		MaxHeaderBytes:     cfg.MaxHeaderBytes,
+		MaxMessageBytes:    cfg.MaxMessageBytes,
+		PingInterval:       cfg.PingInterval,
+		IdleTimeout:        cfg.IdleTimeout,
+		MaxPendingBytes:    cfg.MaxPendingBytes,
+		SendBufferBytes:    cfg.SendBufferBytes,
+		MaxConns:           cfg.MaxConns,
+		MaxConnsPerUser:    cfg.MaxConnsPerUser,
+		MaxFDs:             s.fds.WS,
+		Loops:              cfg.Loops,
+		Echo:               cfg.Echo,
+		Broker:             s.broker,
+		MaxChannelsPerConn: cfg.MaxChannelsPerConn,
+		Logger:             log.With("listener", "ws"),
 	})
 	if err != nil {
 		return nil, err
@@ -250,11 +261,12 @@ func (s *server) start() error {
 	return nil
 }
 
-func (s *server) routes(publish http.Handler) http.Handler {
+func (s *server) routes(publish *engine.PublishHandler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/auth", s.cors(s.handlers.Auth()))
 	mux.Handle("/ws_ticket", s.cors(s.refuseWhileDraining(s.handlers.Ticket())))
 	mux.Handle("/publish", s.refuseWhileDraining(s.keyGuard.wrap(publish)))
+	mux.Handle("/disconnect", s.refuseWhileDraining(s.keyGuard.wrap(publish.Disconnect())))
 	mux.Handle("/metrics", newMetricsHandler(s))
 	if s.cfg.Dev {
 		mux.HandleFunc("/", serveDemo)
@@ -302,7 +314,8 @@ func (s *server) shutdown() error {
 	defer cancelHTTP()
 	errHTTP := s.http.Shutdown(httpCtx)
 	s.stopSweep()
-	return errors.Join(errWS, errHTTP)
+	errBroker := s.broker.Close()
+	return errors.Join(errWS, errHTTP, errBroker)
 }
 
 // stopAll undoes a half-finished start.
@@ -311,6 +324,7 @@ func (s *server) stopAll() {
 	defer cancel()
 	_ = s.ws.Stop(ctx)
 	_ = s.httpLn.Close()
+	_ = s.broker.Close()
 }
 
 func (s *server) reloadUsers() {

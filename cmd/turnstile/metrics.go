@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/turnstile-push/turnstile/engine"
+	"github.com/turnstile-push/turnstile/engine/broker"
 )
 
 // statsCollector turns the counters that the engine, the ticket store and the
@@ -17,6 +18,9 @@ type statsCollector struct {
 
 	openConns, handshakes, rejected, messages, publishes, slow, closes *prometheus.Desc
 	tickets, ticketsLive, logins                                       *prometheus.Desc
+
+	channels, subscriptions, historyBytes, historyMessages *prometheus.Desc
+	recoveries, commands, refreshes, commandFloods         *prometheus.Desc
 }
 
 func newStatsCollector(s *server) *statsCollector {
@@ -35,11 +39,21 @@ func newStatsCollector(s *server) *statsCollector {
 		tickets:     d("tickets_total", "Tickets by event: issued, redeemed, rejected (unknown, used or expired at redeem), expired (reclaimed unused).", "event"),
 		ticketsLive: d("tickets_live", "Tickets issued and neither redeemed nor reclaimed."),
 		logins:      d("logins_total", "POST /auth attempts by result.", "result"),
+
+		channels:        d("channels_live", "Channels with at least one subscriber on this node."),
+		subscriptions:   d("subscriptions", "(connection, channel) subscriptions on this node, personal channels included."),
+		historyBytes:    d("history_bytes", "Bytes of channel history kept by the embedded broker (what -history-max-bytes bounds)."),
+		historyMessages: d("history_messages", "Messages kept in channel history by the embedded broker."),
+		recoveries:      d("recoveries_total", "Subscriptions with since, by result: recovered (every missed message sent) or failed (recovered:false).", "result"),
+		commands:        d("commands_total", "Client commands by type and result.", "type", "result"),
+		refreshes:       d("session_refreshes_total", "refresh commands by result.", "result"),
+		commandFloods:   d("command_flood_closes_total", "Connections closed with 1008 for sending more than 100 commands per second."),
 	}
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.openConns, c.handshakes, c.rejected, c.messages, c.publishes, c.slow, c.closes, c.tickets, c.ticketsLive, c.logins} {
+	for _, d := range []*prometheus.Desc{c.openConns, c.handshakes, c.rejected, c.messages, c.publishes, c.slow, c.closes, c.tickets, c.ticketsLive, c.logins,
+		c.channels, c.subscriptions, c.historyBytes, c.historyMessages, c.recoveries, c.commands, c.refreshes, c.commandFloods} {
 		ch <- d
 	}
 }
@@ -65,6 +79,25 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.messages, ws.MessagesOut, "out")
 	counter(c.publishes, ws.Publishes)
 	counter(c.slow, ws.SlowConsumers)
+	gauge(c.channels, ws.Channels)
+	gauge(c.subscriptions, ws.Subscriptions)
+	counter(c.recoveries, ws.Recoveries[0], "recovered")
+	counter(c.recoveries, ws.Recoveries[1], "failed")
+	for t, byResult := range ws.Commands {
+		if t == 0 && byResult[0] == 0 && byResult[1] == 0 {
+			continue // "unknown" only ever fails; skip it until it does
+		}
+		counter(c.commands, byResult[0], engine.CommandTypes[t], "ok")
+		counter(c.commands, byResult[1], engine.CommandTypes[t], "error")
+	}
+	counter(c.refreshes, ws.Refreshes[0], "ok")
+	counter(c.refreshes, ws.Refreshes[1], "refused")
+	counter(c.commandFloods, ws.CommandFloods)
+	if m, ok := c.s.broker.(interface{ Stats() broker.MemoryStats }); ok {
+		bs := m.Stats()
+		gauge(c.historyBytes, bs.HistoryBytes)
+		gauge(c.historyMessages, bs.Messages)
+	}
 	for reason, n := range ws.Closes {
 		counter(c.closes, n, engine.CloseReason(reason).String())
 	}

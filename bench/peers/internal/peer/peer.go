@@ -8,6 +8,7 @@
 package peer
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -17,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +26,7 @@ import (
 	"github.com/turnstile-push/turnstile/auth"
 	"github.com/turnstile-push/turnstile/auth/ticket"
 	"github.com/turnstile-push/turnstile/engine"
+	"github.com/turnstile-push/turnstile/engine/broker"
 )
 
 // Config is the flag subset the peers share with turnstile.
@@ -207,7 +210,7 @@ func (h *Hub) Remove(user string, c Sender) {
 	}
 }
 
-// Publish sends data to every connection of user (engine.Publisher).
+// Publish sends data to every connection of user.
 func (h *Hub) Publish(user string, data []byte) int {
 	msg := Message(data)
 	h.mu.RLock()
@@ -218,7 +221,7 @@ func (h *Hub) Publish(user string, data []byte) int {
 	return len(h.byUser[user])
 }
 
-// Broadcast sends data to every connection (engine.Publisher).
+// Broadcast sends data to every connection.
 func (h *Hub) Broadcast(data []byte) int {
 	msg := Message(data)
 	h.mu.RLock()
@@ -229,4 +232,28 @@ func (h *Hub) Broadcast(data []byte) int {
 		}
 	}
 	return h.count
+}
+
+// errNoChannels: the baselines have users and broadcast, not channels.
+var errNoChannels = errors.New("peer: channels are not supported by the baselines; publish to a user or broadcast")
+
+// PublishChannel serves /publish's user publishes (the personal channel
+// "#<user>"), so that the baselines keep speaking the same HTTP API as
+// turnstile (engine.Publisher). Offsets are not kept: always 0.
+func (h *Hub) PublishChannel(_ context.Context, channel string, data []byte, _ string) (engine.PublishResult, error) {
+	user, ok := strings.CutPrefix(channel, "#")
+	if !ok {
+		return engine.PublishResult{}, errNoChannels
+	}
+	return engine.PublishResult{Recipients: h.Publish(user, data)}, nil
+}
+
+// BroadcastAll is Broadcast for engine.Publisher.
+func (h *Hub) BroadcastAll(_ context.Context, data []byte) (int, error) {
+	return h.Broadcast(data), nil
+}
+
+// Disconnect is not offered by the baselines (engine.Publisher).
+func (h *Hub) Disconnect(context.Context, broker.Disconnect) (int, error) {
+	return 0, errNoChannels
 }

@@ -1,0 +1,208 @@
+package engine
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/turnstile-push/turnstile/engine/broker"
+)
+
+// brokerTimeout bounds every broker call the engine makes on its own
+// (subscribes, history reads); an HTTP publish uses its request's context.
+const brokerTimeout = 5 * time.Second
+
+// PublishResult is what a channel publish did.
+type PublishResult struct {
+	Recipients int    // local subscriptions of the channel when it was published
+	Offset     uint64 // the message's offset in the channel
+	Epoch      string // the channel's epoch
+	Duplicate  bool   // an earlier publish with the same idempotency key won
+}
+
+// PublishChannel publishes data (one valid JSON value, checked by the
+// caller) to channel through the broker, which assigns its offset, keeps
+// it in history and delivers it to every node's subscribers as
+// {"type":"message","channel":…,"offset":…,"data":…}. It fails with the
+// broker's error (broker.ErrUnavailable: nothing was published).
+//
+// Safe from any goroutine except an event loop: the broker may block.
+func (s *Server) PublishChannel(ctx context.Context, channel string, data []byte, idempotencyKey string) (PublishResult, error) {
+	s.publishes.Add(1)
+	res, err := s.hub.broker.Publish(ctx, channel, data, broker.PublishOptions{IdempotencyKey: idempotencyKey})
+	if err != nil {
+		return PublishResult{}, err
+	}
+	return PublishResult{Recipients: s.hub.subscribers(channel), Offset: res.Position.Offset,
+		Epoch: res.Position.Epoch, Duplicate: res.Duplicate}, nil
+}
+
+// PublishUser publishes data to user's personal channel "#<user>", which
+// every connection of the user is subscribed to. Safe like PublishChannel.
+func (s *Server) PublishUser(ctx context.Context, user string, data []byte, idempotencyKey string) (PublishResult, error) {
+	return s.PublishChannel(ctx, PersonalChannel(user), data, idempotencyKey)
+}
+
+// BroadcastAll sends data to every open connection of every node as
+// {"type":"message","data":…}: no channel, no offset, no history. It
+// returns how many local connections were open.
+//
+// Safe from any goroutine except an event loop.
+func (s *Server) BroadcastAll(ctx context.Context, data []byte) (int, error) {
+	s.publishes.Add(1)
+	if err := s.hub.broker.Broadcast(ctx, data); err != nil {
+		return 0, err
+	}
+	return int(s.openConns.Load()), nil
+}
+
+// Disconnect closes, on every node, all of d.User's connections or the
+// connection d.Conn, with close code 4001. It returns how many local
+// connections it closed.
+//
+// Safe from any goroutine except an event loop: it waits for the loops.
+//
+// This node's connections are closed first (and counted), then the broker
+// tells every node; its delivery back to this node finds them closed. If
+// the broker fails, the local ones are closed all the same and the error
+// says the others may not be: a retry is harmless.
+func (s *Server) Disconnect(ctx context.Context, d broker.Disconnect) (int, error) {
+	counts := make(chan int, len(s.loopList()))
+	asked := s.disconnectLocal(d, counts)
+	total := 0
+wait:
+	for range asked {
+		select {
+		case n := <-counts:
+			total += n
+		case <-s.done:
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	if err := s.hub.broker.Disconnect(ctx, d); err != nil {
+		return total, err
+	}
+	return total, nil
+}
+
+// disconnectLocal closes this node's connections named by d, one task per
+// loop that may hold them; each task reports its count on counts (if not
+// nil, with room for every loop). It returns how many tasks it queued.
+// Closing twice (the broker also delivers d back to this node) is a no-op.
+func (s *Server) disconnectLocal(d broker.Disconnect, counts chan<- int) int {
+	asked := 0
+	for _, l := range s.loopList() {
+		if d.Conn != "" && !s.mayHoldConn(l, d.Conn) {
+			continue
+		}
+		task := func(context.Context) error {
+			n := l.disconnect(d)
+			if counts != nil {
+				counts <- n
+			}
+			return nil
+		}
+		if l.el.Execute(context.Background(), runnable(task)) == nil {
+			asked++
+		}
+	}
+	return asked
+}
+
+// mayHoldConn reports whether a connection id can be one of loop l's
+// (ids are "<node>.<loop>.<n>", see newID).
+func (s *Server) mayHoldConn(l *loop, id string) bool {
+	rest, ok := strings.CutPrefix(id, s.nodeID+".")
+	if !ok {
+		return false
+	}
+	loopPart, _, ok := strings.Cut(rest, ".")
+	return ok && loopPart == strconv.FormatUint(uint64(l.index), 36)
+}
+
+// Publish sends data to every connection of user (PublishUser without an
+// idempotency key) and returns how many local connections were targeted,
+// 0 if the broker failed. Safe from any goroutine except an event loop.
+func (s *Server) Publish(user string, data []byte) int {
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	r, err := s.PublishUser(ctx, user, data, "")
+	if err != nil {
+		return 0
+	}
+	return r.Recipients
+}
+
+// Broadcast sends data to every open connection (BroadcastAll) and returns
+// how many local connections were open, 0 if the broker failed. Safe from
+// any goroutine except an event loop.
+func (s *Server) Broadcast(data []byte) int {
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	n, err := s.BroadcastAll(ctx, data)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// disconnect closes this loop's connections named by d with 4001.
+func (l *loop) disconnect(d broker.Disconnect) int {
+	n := 0
+	if d.User != "" {
+		lc := l.chans[PersonalChannel(d.User)]
+		if lc == nil {
+			return 0
+		}
+		for i := len(lc.subs) - 1; i >= 0; i-- {
+			if i >= len(lc.subs) {
+				continue
+			}
+			if c := lc.subs[i].c; c.phase == phaseOpen || c.phase == phaseWelcome {
+				n++
+				l.closeLater(c, CloseDisconnected)
+			}
+		}
+		return n
+	}
+	for _, c := range l.conns {
+		if c.id == d.Conn && (c.phase == phaseOpen || c.phase == phaseWelcome) {
+			l.closeLater(c, CloseDisconnected)
+			return 1
+		}
+	}
+	return 0
+}
+
+// closeDisconnected is the close code of a connection closed by
+// /disconnect: the client should not reconnect on its own.
+const closeDisconnected ws.StatusCode = 4001
+
+// broadcast writes frame to every open connection on this loop.
+func (l *loop) broadcast(frame []byte) int {
+	n := 0
+	// Backwards: closing conns[i] moves the last (already visited) into i.
+	for i := len(l.conns) - 1; i >= 0; i-- {
+		if i >= len(l.conns) {
+			continue
+		}
+		if c := l.conns[i]; c.phase == phaseOpen {
+			n++
+			l.push(c, frame)
+		}
+	}
+	return n
+}
+
+// push writes one data frame for the client (a pushed message or a reply)
+// through send's outbound limit and counts it.
+func (l *loop) push(c *Conn, frame []byte) {
+	if l.send(c, frame) {
+		l.counters.messagesOut.Add(1)
+	}
+}
