@@ -266,10 +266,9 @@ func TestBrowserRecoversMissed(t *testing.T) {
 			proxy.Pause()
 			m := b.mark()
 			if how == "disconnect" {
-				// The count it answers is the channels issue's to test; here
-				// the close the page sees is what counts.
-				if code := s.do(t, "POST", "/disconnect", s.PublishKey, `{"user":"maggie"}`, nil); code != http.StatusOK {
-					t.Fatalf("POST /disconnect: %d", code)
+				var out struct{ Disconnected int }
+				if code := s.do(t, "POST", "/disconnect", s.PublishKey, `{"user":"maggie"}`, &out); code != http.StatusOK || out.Disconnected != 1 {
+					t.Fatalf("POST /disconnect: %d %+v, want the page's 1 connection", code, out)
 				}
 			} else if n := proxy.Cut(); n != 1 {
 				t.Fatalf("cut %d connections, want 1", n)
