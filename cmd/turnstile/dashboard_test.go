@@ -123,7 +123,8 @@ func TestDashboardQueriesExistingMetrics(t *testing.T) {
 	}
 	for _, want := range []string{"turnstile_open_connections", "turnstile_handshakes_total",
 		"turnstile_handshake_rejections_total", "turnstile_messages_total", "turnstile_slow_consumer_closes_total",
-		"turnstile_tickets_total", "turnstile_tickets_live", "turnstile_logins_total", "turnstile_build_info"} {
+		"turnstile_tickets_total", "turnstile_tickets_live", "turnstile_logins_total", "turnstile_build_info",
+		"turnstile_closes_total", "turnstile_subscriptions", "turnstile_recoveries_total"} {
 		if !queried[want] {
 			t.Errorf("the dashboard does not show %s", want)
 		}
