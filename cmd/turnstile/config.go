@@ -129,7 +129,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "text or json")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: turnstile [flags]\n\nEvery flag can also be set as TURNSTILE_<FLAG> (e.g. -ticket-ttl → TURNSTILE_TICKET_TTL); flags win.\n\n")
+		fmt.Fprintf(stderr, "Usage: turnstile [flags]\n       turnstile -version\n       turnstile passwd [-cost N] [-delete] FILE USER\n\nEvery flag can also be set as TURNSTILE_<FLAG> (e.g. -ticket-ttl → TURNSTILE_TICKET_TTL); flags win.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

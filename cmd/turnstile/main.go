@@ -32,6 +32,13 @@ func main() {
 // run is the whole program; it returns the exit status. 2 means the
 // configuration is wrong, 1 that the server could not start or failed.
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "passwd" {
+		return runPasswd(args[1:], os.Stdin, stdout, stderr)
+	}
+	if isVersionFlag(args) {
+		printVersion(stdout)
+		return 0
+	}
 	cfg, err := parseConfig(args, getenv, stderr)
 	if errors.Is(err, errHelp) {
 		return 0

@@ -124,6 +124,7 @@ func newMetricsHandler(s *server) http.Handler {
 		newStatsCollector(s),
 		newAbuseCollector(s),
 		newRedisCollector(s),
+		buildInfoCollector(),
 	)
 	if s.jwks != nil {
 		reg.MustRegister(newJWKSCollector(s.jwks))
