@@ -66,9 +66,9 @@ func startServer(cfg *Config, name, scenario string) (*target, error) {
 		args = append(args, "-echo")
 	}
 	if name == "turnstile" {
-		// One user holds every connection of a run: lift the per-user
-		// quotas (tickets, connections) that protect a real deployment.
-		args = append(args, "-max-tickets-per-user", "0", "-max-conns-per-user", "0")
+		// Every load connection is the demo user: lift the per-user quotas.
+		// Only turnstile has them; a peer refuses flags it does not know.
+		args = append(args, "-max-conns-per-user", "0", "-max-tickets-per-user", "0")
 	}
 	t.cmd = exec.Command(bin, args...)
 	t.cmd.Env = append(os.Environ(), "TURNSTILE_PUBLISH_KEY="+t.publishKey)

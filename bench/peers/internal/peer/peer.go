@@ -153,6 +153,7 @@ func (s *Server) ServeHTTPAPI() error {
 	api, err := auth.NewHandlers(auth.HandlerConfig{
 		Users: s.users, Tokens: s.tokens, Store: s.tickets,
 		TicketTTL: s.cfg.TicketTTL, WSPort: port, WSPath: s.cfg.WSPath,
+		MaxTicketsPerUser: -1, // every load connection is the demo user
 	})
 	if err != nil {
 		return err
