@@ -432,10 +432,14 @@ func TestNewMapConfig(t *testing.T) {
 	if n := len(m.shards); n&(n-1) != 0 || n < runtime.GOMAXPROCS(0) {
 		t.Fatalf("zero config: %d shards; want a power of two ≥ GOMAXPROCS", n)
 	}
-	if slots := m.slotCount(); slots < slotsPerLive*DefaultCapacity {
-		t.Fatalf("zero config: %d slots for capacity %d", slots, DefaultCapacity)
+	// The table may grow to slotsPerLive slots per ticket, but starts empty.
+	if slots := uint64(len(m.shards)) * m.maxSlots; slots < slotsPerLive*DefaultCapacity {
+		t.Fatalf("zero config: room for %d slots for capacity %d", slots, DefaultCapacity)
 	}
-	for _, bad := range []MapConfig{{Capacity: -1}, {Shards: 3}, {Shards: -2}} {
+	if grown := m.slotCount(); grown != 0 {
+		t.Fatalf("zero config: %d slots allocated before any Issue; want 0", grown)
+	}
+	for _, bad := range []MapConfig{{Capacity: -1}, {Capacity: MaxCapacity + 1}, {Shards: 3}, {Shards: -2}} {
 		func() {
 			defer func() {
 				if recover() == nil {
