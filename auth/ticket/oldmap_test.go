@@ -79,7 +79,6 @@ type baseMapConfig struct {
 	Now func() time.Time
 }
 
-
 const (
 	// baseBucketSlots is how many tickets one baseBucket holds: 7 pointers and one
 	// tag word fill a 64-byte cache line.
