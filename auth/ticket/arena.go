@@ -117,6 +117,9 @@ func (a *arena) put(c *Claims, laneHint int) (uint64, bool) {
 				}
 			}
 			a.drop(cur) // our reference: nothing was written
+			if ln.cur.Load() != cur {
+				continue // another issuer installed a fresh chunk: use it
+			}
 		}
 		fresh := a.newChunk(chunkSize)
 		if fresh == nil {

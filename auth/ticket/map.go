@@ -51,11 +51,12 @@ import (
 // arenaBytesPerTicket bytes per unit of Capacity on average; past that, too,
 // Issue answers ErrFull.
 //
-// Memory: NewMap allocates only the small directories (about 12 bytes per
+// Memory: NewMap allocates only the small directories (about 16 bytes per
 // 1024 units of Capacity, and 8 bytes per 16 KiB of arena budget); slots
-// come in segments of up to 1024 (32 KiB) as the live count grows, up to 2
-// slots per unit of Capacity, and Issue reuses freed slots first, so the
-// table stays about as large as the peak of live tickets. A ticket's claims
+// (32 bytes each) come in segments of up to 1024 (32 KiB) as the live count
+// grows, up to 2 slots per unit of Capacity, and Issue reuses freed slots
+// first, growing only while there are fewer than about 5 slots per 4 live
+// tickets, so the table stays about 1.25 times the peak of live tickets. A ticket's claims
 // take their encoded size (about 32 bytes plus the strings) in 16 KiB
 // chunks; a chunk goes back to the garbage collector once every ticket in it
 // is gone and no redeemed Claims still refers to its strings. Neither slots
@@ -322,11 +323,13 @@ func (m *Map) issue(c Claims, now time.Time, ttl time.Duration, r *Ticket) (Tick
 
 // take finds a free or expired slot of s and makes it busy. It returns the
 // local slot and its busy state. It tries probes slots at the cursor (where
-// freed slots are reused, keeping the table dense), then grows the shard by
-// one slot, then, when the shard cannot grow, fullProbes more.
+// freed slots are reused, keeping the table dense); then, while the shard
+// has fewer than about 5 slots per 4 live tickets, it grows the shard by one
+// slot, and otherwise (or when it cannot grow) tries fullProbes more, since
+// at least a fifth of the slots are then free.
 func (m *Map) take(s *shard, nowNano int64) (local, st uint64, ok bool) {
 	try := func(n int) (uint64, uint64, bool) {
-		top := min(s.top.Load(), m.maxSlots)
+		top := s.grown(m.maxSlots)
 		if top == 0 {
 			return 0, 0, false
 		}
@@ -340,6 +343,12 @@ func (m *Map) take(s *shard, nowNano int64) (local, st uint64, ok bool) {
 	}
 	if local, st, ok = try(probes); ok {
 		return local, st, ok
+	}
+	live := uint64(max(s.issued.Load()-s.redeemed.Load()-s.expired.Load(), 0))
+	if tight := 4*s.grown(m.maxSlots) < 5*live+4*probes; !tight {
+		if local, st, ok = try(fullProbes); ok {
+			return local, st, ok
+		}
 	}
 	if i := s.top.Add(1) - 1; i < m.maxSlots {
 		segs := &s.segs[i>>m.segShift]
