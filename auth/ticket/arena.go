@@ -49,9 +49,11 @@ type chunk struct {
 }
 
 const (
-	// chunkSize is the size of a shared chunk; a larger record gets a chunk
-	// of its own.
-	chunkSize = 16 << 10
+	// chunkSize is the size of a shared chunk (about 70 typical records); a
+	// larger record gets a chunk of its own. Small, because a redeemed
+	// Claims keeps its whole chunk alive: a connection that holds its
+	// Subject for hours holds at most this much beside it.
+	chunkSize = 4 << 10
 	// arenaBytesPerTicket is the arena budget per unit of capacity: the
 	// average encoded claims may take this much (a record is 32 bytes plus
 	// 16 per channel plus the strings) before Issue answers ErrFull.

@@ -51,17 +51,20 @@ import (
 // arenaBytesPerTicket bytes per unit of Capacity on average; past that, too,
 // Issue answers ErrFull.
 //
-// Memory: NewMap allocates only the small directories (about 16 bytes per
-// 1024 units of Capacity, and 8 bytes per 16 KiB of arena budget); slots
-// (32 bytes each) come in segments of up to 1024 (32 KiB) as the live count
-// grows, up to 2 slots per unit of Capacity, and Issue reuses freed slots
-// first, growing only while there are fewer than about 5 slots per 4 live
-// tickets, so the table stays about 1.25 times the peak of live tickets. A ticket's claims
-// take their encoded size (about 32 bytes plus the strings) in 16 KiB
-// chunks; a chunk goes back to the garbage collector once every ticket in it
-// is gone and no redeemed Claims still refers to its strings. Neither slots
-// nor chunks hold pointers, so the collector marks them without scanning
-// them, whatever the number of tickets.
+// Memory: NewMap allocates only directories (about 16 bytes per 1024 units
+// of Capacity for the table, and half a byte per unit for the arena's chunk
+// directory, the one part the collector scans: 512 KiB at 1M). Slots (32
+// bytes each) come in segments of up to 1024 (32 KiB) as the live count
+// grows, up to 2 slots per unit of Capacity; Issue reuses freed slots first
+// and grows a shard only while it has fewer than about 5 slots per 4 live
+// tickets, so the table stays about 1.25 times the peak of live tickets. A
+// ticket's claims take their encoded size (32 bytes plus 16 per channel
+// plus the strings) in 4 KiB chunks; a chunk goes back to the collector
+// once every ticket in it is gone and no redeemed Claims still refers to
+// its strings (a caller that keeps a Subject for hours and wants no chunk
+// pinned by it can strings.Clone it). Neither slots nor chunks hold
+// pointers, so the collector marks them without scanning them, whatever the
+// number of tickets.
 //
 // All methods are safe for concurrent use.
 type Map struct {
