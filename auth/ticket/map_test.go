@@ -398,7 +398,10 @@ func TestRedeemDoesNotAllocate(t *testing.T) {
 	const n = 100
 	texts := make([][]byte, n+1)
 	for i := range texts {
-		texts[i] = text(mustIssue(t, m, Claims{Subject: "maggie"}, t0, time.Minute))
+		// Every field set: the arena decodes strings, Channels and the
+		// session expiry without allocating.
+		texts[i] = text(mustIssue(t, m, Claims{Subject: "maggie", SessionExpires: t0.Add(time.Hour),
+			Channels: []string{"news", "chat:*"}, RemoteAddr: "127.0.0.1:1", Origin: "https://example.com"}, t0, time.Minute))
 	}
 	unknown, _ := New()
 	miss := text(unknown)
