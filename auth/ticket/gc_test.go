@@ -127,9 +127,11 @@ func BenchmarkGC(b *testing.B) {
 // BenchmarkResident10k builds a store and puts 10k live tickets in it, per
 // op, and reports what that added: heap-B (HeapInuse, spans in use, after a
 // collection) and rss-B (the process's resident set, Linux only). RSS is
-// only clean in a fresh process, so run one store per command:
+// only clean for the first store a process builds (later ones reuse the
+// pages earlier ones dirtied), so run one store per command, and repeat the
+// command for a median:
 //
-//	go test ./auth/ticket -run x -bench 'Resident10k/turnstile_cap1M$' -benchtime 1x -count 6
+//	go test ./auth/ticket -run x -bench 'Resident10k/turnstile_cap1M$' -benchtime 1x -count 1
 func BenchmarkResident10k(b *testing.B) {
 	const live = 10000
 	for _, r := range gcRivals {

@@ -47,9 +47,9 @@ import (
 // not yet reclaimed) at any moment, split evenly across shards; Issue tries
 // every shard before ErrFull, so a Map fills to its whole Capacity. Expired
 // but not yet reclaimed tickets count as live until Issue, Redeem, Sweep or
-// Run reclaims them. The claims of the live tickets may take up to
-// arenaBytesPerTicket bytes per unit of Capacity on average; past that, too,
-// Issue answers ErrFull.
+// Run reclaims them. The claims of the live tickets may take 256 bytes per
+// unit of Capacity on average (a typical record is under 100); past that,
+// too, Issue answers ErrFull.
 //
 // Memory: NewMap allocates only directories (about 16 bytes per 1024 units
 // of Capacity for the table, and half a byte per unit for the arena's chunk
