@@ -412,7 +412,10 @@ func (s *shard) reserve() bool {
 // is before the ticket's expiry. Malformed, unknown, expired and used tickets
 // all fail with ErrInvalid. The claims' strings and Channels live in the
 // Map's arena, never written again: they stay valid for as long as the
-// caller keeps them. Safe for concurrent use; wait-free; never allocates.
+// caller keeps them. Channels is read-only: its elements sit in memory the
+// collector does not scan, so storing a string into one would hide that
+// string from the collector (append, which copies, is fine). Safe for
+// concurrent use; wait-free; never allocates.
 func (m *Map) Redeem(text []byte, now time.Time) (Claims, error) {
 	t, err := Parse(text)
 	if err != nil {

@@ -120,6 +120,7 @@ type Claims struct {
 	// SessionExpires is the expiry of the token the ticket was traded for.
 	SessionExpires time.Time
 	// Channels the connection may subscribe to (reserved for channels).
+	// Read-only once returned by a Store (see Map.Redeem).
 	Channels []string
 	// RemoteAddr and Origin the ticket was issued to, for later binding checks.
 	RemoteAddr string
