@@ -208,20 +208,15 @@ func (ch *chunk) write(off int, c *Claims) {
 	p += copy(b[p:], c.RemoteAddr)
 	p += copy(b[p:], c.Origin)
 	for i, s := range c.Channels {
-		// A string header, as plain words: its data pointer points into
-		// this same chunk, so hiding it from the collector is safe.
-		h := b[recHeader+16*i:]
-		var data uintptr
-		if len(s) > 0 {
-			data = uintptr(unsafe.Pointer(&b[p]))
-		}
-		binary.LittleEndian.PutUint64(h, uint64(data))
-		binary.LittleEndian.PutUint64(h[8:], uint64(len(s)))
+		// Only the length: the bytes follow in order. No pointer is ever
+		// stored in the chunk, which the collector does not scan.
+		binary.LittleEndian.PutUint64(b[recHeader+16*i:], uint64(len(s)))
 		p += copy(b[p:], s)
 	}
 }
 
-// claims decodes the record ref. It never allocates.
+// claims decodes the record ref. It allocates only the Channels slice,
+// when there are channels.
 func (a *arena) claims(ref uint64) Claims {
 	ch := a.dir[ref&(maxChunks-1)].Load()
 	b := ch.b[(ref>>refChunkBits)*8:]
@@ -239,11 +234,19 @@ func (a *arena) claims(ref uint64) Claims {
 		c.Channels = []string{} // empty but not nil, as given; no allocation
 	case nch > 1:
 		p += 16 * (nch - 1)
-		c.Channels = unsafe.Slice((*string)(unsafe.Pointer(&b[recHeader])), nch-1)
 	}
 	c.Subject, p = str(b, p, ls), p+ls
 	c.RemoteAddr, p = str(b, p, la), p+la
-	c.Origin = str(b, p, lo)
+	c.Origin, p = str(b, p, lo), p+lo
+	if nch > 1 {
+		// The one allocation of a redeem, and only with channels: the
+		// slice of string headers must live where the collector sees it.
+		c.Channels = make([]string, nch-1)
+		for i := range c.Channels {
+			n := int(binary.LittleEndian.Uint64(b[recHeader+16*i:]))
+			c.Channels[i], p = str(b, p, n), p+n
+		}
+	}
 	return c
 }
 

@@ -410,12 +410,10 @@ func (s *shard) reserve() bool {
 // Redeem parses text as a ticket and consumes it: of any number of concurrent
 // calls with the same ticket, exactly one gets the claims, and only while now
 // is before the ticket's expiry. Malformed, unknown, expired and used tickets
-// all fail with ErrInvalid. The claims' strings and Channels live in the
-// Map's arena, never written again: they stay valid for as long as the
-// caller keeps them. Channels is read-only: its elements sit in memory the
-// collector does not scan, so storing a string into one would hide that
-// string from the collector (append, which copies, is fine). Safe for
-// concurrent use; wait-free; never allocates.
+// all fail with ErrInvalid. The claims' strings live in the Map's arena,
+// never written again: they stay valid for as long as the caller keeps
+// them. Safe for concurrent use; wait-free; allocates nothing but the
+// Channels slice (one allocation, only for claims that have channels).
 func (m *Map) Redeem(text []byte, now time.Time) (Claims, error) {
 	t, err := Parse(text)
 	if err != nil {
