@@ -95,6 +95,13 @@ func clusterSize(name string) (int, bool) {
 	return n, err == nil && n > 0
 }
 
+// isClusterName reports whether name is a cluster size's column, so that
+// a threshold may judge it (turnstile@3:fanout.p99<1s).
+func isClusterName(name string) bool {
+	_, ok := clusterSize(name)
+	return ok
+}
+
 // clusterRatios are the ratio columns of a cluster table: every size
 // divided by the first.
 func clusterRatios(servers []string) []ratioColumn {
