@@ -102,6 +102,9 @@ func isClusterName(name string) bool {
 	return ok
 }
 
+// clusterColors tell the sizes apart in the HTML report's charts.
+var clusterColors = []string{"#2563eb", "#d97706", "#059669", "#7c3aed", "#dc2626", "#0891b2"}
+
 // clusterRatios are the ratio columns of a cluster table: every size
 // divided by the first.
 func clusterRatios(servers []string) []ratioColumn {

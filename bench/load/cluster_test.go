@@ -164,6 +164,7 @@ func TestClusterRun(t *testing.T) {
 	cfg.Hold, cfg.Messages, cfg.Interval = 100*time.Millisecond, 3, 30*time.Millisecond
 	cfg.Timeout, cfg.LogDir = 60*time.Second, t.TempDir()
 	cfg.JSONPath = filepath.Join(t.TempDir(), "out.json")
+	cfg.HTMLPath = filepath.Join(t.TempDir(), "report.html")
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -210,8 +211,17 @@ func TestClusterRun(t *testing.T) {
 	if !strings.Contains(out.String(), "turnstile@2/@1") {
 		t.Errorf("table lacks the ratio column:\n%s", out.String())
 	}
+	if page, err := os.ReadFile(cfg.HTMLPath); err != nil || !strings.Contains(string(page), "turnstile@2") {
+		t.Errorf("HTML report missing or without the cluster sizes (%v)", err)
+	}
 	left, _ := filepath.Glob(filepath.Join(tmp, "turnstile-load-redis-*"))
 	if len(left) > 0 {
 		t.Errorf("Redis's directory left behind: %v", left)
+	}
+}
+
+func TestClusterColors(t *testing.T) {
+	if colorOf("turnstile@1") == colorOf("turnstile@3") || colorOf("turnstile@3") == colorOf("unknown") {
+		t.Errorf("cluster sizes share a colour: @1 %s, @3 %s", colorOf("turnstile@1"), colorOf("turnstile@3"))
 	}
 }
