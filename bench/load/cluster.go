@@ -246,7 +246,7 @@ func (t *target) nodeConns() []float64 {
 	return out
 }
 
-// clusterCPU is the CPU time of every node, summed, with Redis's apart.
+// cpu is the CPU time of every node, summed, with Redis's apart.
 func (cl *cluster) cpu() cpuUsage {
 	var u cpuUsage
 	for _, n := range cl.nodes {

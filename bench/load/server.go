@@ -51,7 +51,7 @@ func startServer(cfg *Config, name, scenario string) (*target, error) {
 
 // nodeOpts is what a cluster node adds to startServer's server.
 type nodeOpts struct {
-	logName    string   // instead of the server's name in its log's
+	logName    string   // names its log file instead of the server's name
 	publishKey string   // shared by every node; empty: a fresh one
 	args, env  []string // more flags and environment
 }
