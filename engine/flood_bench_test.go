@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -64,22 +65,41 @@ func BenchmarkEchoUnderFlood(b *testing.B) {
 // CPU as another client would, not for this process's scheduler. It
 // returns a function that stops it.
 func startFlooder(b *testing.B, s *testServer, kind string) func() {
+	// Enough tickets for the whole run: the server cuts a flooder that
+	// outruns its turns (input_flood) and the flooder reconnects.
 	var tickets []string
-	for range 200 {
+	for range floodTickets {
 		tickets = append(tickets, s.issue(b, "flooder"))
 	}
+	file := filepath.Join(b.TempDir(), "tickets")
+	if err := os.WriteFile(file, []byte(strings.Join(tickets, "\n")), 0o600); err != nil {
+		b.Fatal(err)
+	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestFloodHelperProcess$")
+	if cpu := os.Getenv("TURNSTILE_FLOOD_CPU"); cpu != "" {
+		cmd = exec.Command("taskset", "-c", cpu, os.Args[0], "-test.run=^TestFloodHelperProcess$")
+	}
 	cmd.Env = append(os.Environ(), "TURNSTILE_FLOOD_ADDR="+s.addr, "TURNSTILE_FLOOD_KIND="+kind,
-		"TURNSTILE_FLOOD_TICKETS="+strings.Join(tickets, ","))
+		"TURNSTILE_FLOOD_TICKETS="+file)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
 	return func() {
+		select {
+		case <-done:
+			b.Fatal("the flooder stopped before the measurement ended (out of tickets?): part of it was quiet")
+		default:
+		}
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		<-done
 	}
 }
+
+// floodTickets is how many connections the flooder may open.
+const floodTickets = 20000
 
 // TestFloodHelperProcess is the flooder of BenchmarkEchoUnderFlood; it does
 // nothing unless started by it. It reads what it is sent (so it is not cut
@@ -97,7 +117,11 @@ func TestFloodHelperProcess(t *testing.T) {
 	}
 	batch := bytes.Repeat(frame, 4096)
 	deadline := time.Now().Add(time.Minute)
-	for _, tk := range strings.Split(os.Getenv("TURNSTILE_FLOOD_TICKETS"), ",") {
+	list, err := os.ReadFile(os.Getenv("TURNSTILE_FLOOD_TICKETS"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range strings.Split(string(list), "\n") {
 		conn, err := net.DialTimeout("tcp", addr, ioWait)
 		if err != nil {
 			return
