@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -17,9 +18,13 @@ import (
 // on a loop it shares with a flooding client (one event loop), beside the
 // same run without the flooder: the ratio of the p99s is what one client's
 // flood costs the others. The flooder is another process
-// (TestFloodHelperProcess).
+// (TestFloodHelperProcess). proc-run/wall and proc-wait/wall (cpuWait)
+// say whether the server had a CPU while it was measured. To take the
+// flooder off the server's CPU, pin both:
 //
 //	go test -run '^$' -bench EchoUnderFlood -benchtime 3000x ./engine
+//	go test -c ./engine && TURNSTILE_FLOOD_CPU=1 taskset -c 0 ./engine.test \
+//		-test.run '^$' -test.bench EchoUnderFlood -test.benchtime 3000x
 func BenchmarkEchoUnderFlood(b *testing.B) {
 	for _, tc := range []struct {
 		name  string
@@ -41,6 +46,8 @@ func BenchmarkEchoUnderFlood(b *testing.B) {
 			}
 			msg := textFrame("0123456789abcdef0123456789abcdef")
 			lat := make([]time.Duration, 0, b.N)
+			run0, wait0 := cpuWait()
+			t0 := time.Now()
 			for b.Loop() {
 				start := time.Now()
 				if err := victim.send(msg); err != nil {
@@ -51,6 +58,11 @@ func BenchmarkEchoUnderFlood(b *testing.B) {
 				}
 				lat = append(lat, time.Since(start))
 			}
+			wall := time.Since(t0)
+			run, wait := cpuWait()
+			run, wait = run-run0, wait-wait0
+			b.ReportMetric(float64(run)/float64(wall), "proc-run/wall")
+			b.ReportMetric(float64(wait)/float64(wall), "proc-wait/wall")
 			slices.Sort(lat)
 			if len(lat) > 0 {
 				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
@@ -142,4 +154,25 @@ func TestFloodHelperProcess(t *testing.T) {
 			return
 		}
 	}
+}
+
+// cpuWait sums, over this process's threads, the time they ran and the time
+// they were runnable but waited for a CPU (Linux schedstat; zero
+// elsewhere). Reported per wall second beside the p99s, it tells a loop
+// that has too much work (run near the loops' count) from a machine that
+// has no CPU to give it (wait as large as run).
+func cpuWait() (run, wait time.Duration) {
+	dirs, _ := filepath.Glob("/proc/self/task/*")
+	for _, d := range dirs {
+		b, err := os.ReadFile(d + "/schedstat")
+		if err != nil {
+			continue // the thread ended
+		}
+		var r, w int64
+		if _, err := fmt.Sscan(string(b), &r, &w); err == nil {
+			run += time.Duration(r)
+			wait += time.Duration(w)
+		}
+	}
+	return run, wait
 }
