@@ -28,6 +28,7 @@ type target struct {
 	exited     chan error // receives once the started process ends
 	logPath    string
 	noMetrics  bool // its /metrics failed once: do not ask again
+	profiling  bool // started with TURNSTILE_CPUPROFILE: SIGUSR1 starts and stops the profile
 }
 
 // freeAddr returns a loopback address with a port free right now.
@@ -62,7 +63,7 @@ func startServer(cfg *Config, name, scenario string) (*target, error) {
 	t := &target{name: name, httpAddr: httpAddr, wsAddr: wsAddr, publishKey: hex.EncodeToString(k[:])}
 	args := []string{"-dev", "-http", httpAddr, "-ws", wsAddr, "-ws-path", cfg.WSPath,
 		"-publish-key", t.publishKey, "-ticket-ttl", "10m"}
-	if scenario != "channels" { // under -echo no command is read: channels subscribe
+	if scenario != "channels" && scenario != "storm" { // under -echo no command is read: channels subscribe
 		args = append(args, "-echo")
 	}
 	if name == "turnstile" {
@@ -72,6 +73,9 @@ func startServer(cfg *Config, name, scenario string) (*target, error) {
 	}
 	t.cmd = exec.Command(bin, args...)
 	t.cmd.Env = append(os.Environ(), "TURNSTILE_PUBLISH_KEY="+t.publishKey)
+	if err := t.profileTo(cfg, name, scenario); err != nil {
+		return nil, err
+	}
 	if cfg.Procs > 0 {
 		t.cmd.Env = append(t.cmd.Env, "GOMAXPROCS="+strconv.Itoa(cfg.Procs))
 	}
