@@ -18,7 +18,7 @@ type CurvePoint struct {
 
 // curveMetrics are the columns of the scaling table: the server's cost
 // per unit of work and per connection, which must not grow with the count.
-var curveMetrics = []string{"server CPU/op", "server user/op", "server kernel/op", "server mem/conn"}
+var curveMetrics = []string{"server CPU/op", "server user/op", "server kernel/op", "server mem/conn", "server CPU"}
 
 // runCurve runs every scenario against every server at each of cfg.Curve
 // connection counts and prints, per scenario, the cost per operation and
@@ -115,7 +115,7 @@ func printCurve(w io.Writer, points []CurvePoint, servers, scenarios []string) {
 		}
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "units: µs per operation (handshake, delivery, …), KiB per connection; the last row of each block is the largest count over the smallest: flat is 1.00×.")
+	fmt.Fprintln(w, "units: µs per operation (handshake, delivery, …), KiB per connection, server CPU in s (read from /proc in 10 ms ticks: small counts are coarse); the last row of each block is the largest count over the smallest: flat is 1.00×.")
 }
 
 func curveCell(r Result, name string) string {
