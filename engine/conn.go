@@ -38,6 +38,8 @@ type Conn struct {
 	// sends its close or answers the client's; zero: connection lost.
 	closeReason  CloseReason
 	resumeQueued bool // waits in loop.resume for another turn
+	// redeeming: the handshake waits for an asynchronous ticket redeem.
+	redeeming bool
 
 	lastRead int64 // server clock (ns) of the last bytes from the client
 	lastPing int64 // server clock (ns) of the last ping we sent

@@ -314,6 +314,15 @@ func extractInt(b, key []byte) (int64, bool) {
 	return v, n > 0
 }
 
+// The storm's latency is each client's time from its loss until it is back
+// and recovered; its rate, clients back per second after the drop. So
+// thresholds ("storm.p99<3s", "storm.rate>1000") and the HTML report
+// read them as any scenario's.
+func init() {
+	latencyPrefix["storm"] = "back"
+	rateMetric["storm"] = "reconnects/s"
+}
+
 // stormRun is what the coordinator's storm sequence measured.
 type stormRun struct {
 	clients   int64 // connected (and subscribed) before the drop
@@ -398,8 +407,7 @@ func (r *Result) fillStorm(t workerResult, run stormRun) {
 		r.add("all back", "ms", ms(time.Duration(st.LastBack-run.dropAt)), true)
 		r.add("reconnects/s", "1/s", perSecond(st.Back, run.dropAt, st.LastBack), false)
 	}
-	r.add("back p50", "ms", ms(st.Recovery.Quantile(0.5)), true)
-	r.add("back p99", "ms", ms(st.Recovery.Quantile(0.99)), true)
+	r.addLatency(&st.Recovery) // "back p50" … "back max"
 	r.add("failed", "", float64(st.Lost+max(0, run.clients-st.Back-st.Lost)), true)
 	r.add("retries", "", float64(st.Retries+st.TicketErrs), true)
 	if run.rounds > 0 {

@@ -340,6 +340,9 @@ func TestStormConfig(t *testing.T) {
 			t.Errorf("%v accepted", bad)
 		}
 	}
+	if c, err := ParseFlags([]string{"-servers", "turnstile", "-scenario", "storm", "-threshold", "storm.p99<3s", "-threshold", "storm.messages missed<=0"}, &errs); err != nil || len(c.Thresholds) != 2 {
+		t.Errorf("storm thresholds: %v", err)
+	}
 	c, err = ParseFlags([]string{"-servers", "turnstile", "-curve", "1000, 5000,19000", "-scenario", "connect,fanout"}, &errs)
 	if err != nil || len(c.Curve) != 3 || c.Curve[2] != 19000 {
 		t.Fatalf("curve %v, %v", c.Curve, err)
