@@ -253,6 +253,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("load: -storm-drop must be auto, server or client, not %q", c.StormDrop)
 	case c.StormMissed < 0 || c.StormMissed > 50:
 		return fmt.Errorf("load: -storm-missed must be within 0..50 (history keeps 100 per channel)")
+	case len(c.Curve) > 0 && (len(c.Thresholds) > 0 || c.HTMLPath != ""):
+		return fmt.Errorf("load: -threshold and -html do not apply to -curve")
 	case slices.Contains(c.Scenarios, "storm") && (c.Channels < 1 || c.Channels > 100000):
 		return fmt.Errorf("load: -channels must be within 1..100000, not %d", c.Channels)
 	}

@@ -335,6 +335,7 @@ func TestStormConfig(t *testing.T) {
 		{"-servers", "turnstile", "-scenario", "storm", "-channels", "0"},
 		{"-servers", "turnstile", "-curve", "1000,x"},
 		{"-servers", "turnstile", "-curve", "0"},
+		{"-servers", "turnstile", "-curve", "1000", "-html", "x.html"},
 	} {
 		if _, err := ParseFlags(bad, &errs); err == nil {
 			t.Errorf("%v accepted", bad)
