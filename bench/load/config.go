@@ -76,6 +76,10 @@ type Config struct {
 	StormMissed int    // storm: publish rounds while the clients are away
 	Curve       []int  // connection counts to run every scenario at, for a scaling table
 	ProfileDir  string // where started turnstile servers write CPU profiles of the measured phase
+	// Nodes are the cluster sizes to run (-nodes): with any above 1, each
+	// size is that many turnstile nodes on one redis-server; [1]: one
+	// server as usual.
+	Nodes []int
 }
 
 // DefaultConfig is what the flags default to.
@@ -100,6 +104,7 @@ func DefaultConfig() Config {
 
 		StormDrop:   "auto",
 		StormMissed: 2,
+		Nodes:       []int{1},
 	}
 }
 
@@ -148,6 +153,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.StormMissed, "storm-missed", c.StormMissed, "storm: publish rounds to every channel while the clients are away (recovered from history)")
 	curve := fs.String("curve", "", "comma list of connection counts (e.g. 1000,5000,10000,19000): run the scenarios at each and print a scaling table")
 	fs.StringVar(&c.ProfileDir, "server-cpuprofile", "", "directory: started turnstile servers write a CPU profile of each scenario's measured phase there (<server>-<scenario>.pprof)")
+	nodes := fs.String("nodes", "1", "turnstile nodes on one redis-server they start with (connect, fanout, channels): tickets from one node, connections to the next, publishes at the first; a comma list (1,3) runs each size and prints the ratio to the first")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -163,6 +169,10 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	}
 	c.Scenarios = splitList(*scenarios)
 	c.Servers = splitList(*servers)
+	var err error
+	if c.Nodes, err = parseNodes(*nodes); err != nil {
+		return c, err
+	}
 	for _, f := range splitList(*pin) {
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 0 || n >= runtime.NumCPU() {
@@ -240,21 +250,30 @@ func (c *Config) Validate() error {
 	case !strings.HasPrefix(c.WSPath, "/"):
 		return fmt.Errorf("load: -ws-path must start with /")
 	}
+	names := c.Servers
+	if c.clustered() {
+		names = c.clusterNames()
+	}
 	for _, th := range c.Thresholds {
 		if !slices.Contains(c.Scenarios, th.Scenario) {
 			return fmt.Errorf("load: -threshold %q: scenario %s is not in -scenario", th.Raw, th.Scenario)
 		}
-		if th.Server != "" && len(c.Servers) > 0 && !slices.Contains(c.Servers, th.Server) {
+		if th.Server != "" && len(names) > 0 && !slices.Contains(names, th.Server) {
 			return fmt.Errorf("load: -threshold %q: server %s is not in -servers", th.Raw, th.Server)
 		}
+	}
+	if err := c.validateNodes(); err != nil {
+		return err
 	}
 	switch {
 	case c.StormDrop != "auto" && c.StormDrop != dropServer && c.StormDrop != dropClient:
 		return fmt.Errorf("load: -storm-drop must be auto, server or client, not %q", c.StormDrop)
 	case c.StormMissed < 0 || c.StormMissed > 50:
 		return fmt.Errorf("load: -storm-missed must be within 0..50 (history keeps 100 per channel)")
-	case len(c.Curve) > 0 && (len(c.Thresholds) > 0 || c.HTMLPath != ""):
-		return fmt.Errorf("load: -threshold and -html do not apply to -curve")
+	case len(c.Curve) > 0 && (len(c.Thresholds) > 0 || c.HTMLPath != "" || c.clustered()):
+		return fmt.Errorf("load: -threshold, -html and -nodes do not apply to -curve")
+	case c.ProfileDir != "" && c.clustered():
+		return fmt.Errorf("load: -server-cpuprofile profiles one server, not -nodes")
 	case slices.Contains(c.Scenarios, "storm") && (c.Channels < 1 || c.Channels > 100000):
 		return fmt.Errorf("load: -channels must be within 1..100000, not %d", c.Channels)
 	}

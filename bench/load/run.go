@@ -33,6 +33,9 @@ func Run(cfg Config, stdout, stderr io.Writer) error {
 	if len(names) == 0 {
 		names = []string{"server"}
 	}
+	if cfg.clustered() {
+		names = cfg.clusterNames()
+	}
 	// Rounds interleave the servers, so that a noisy neighbour on a shared
 	// machine disturbs each of them alike.
 	for round := range max(1, cfg.Repeat) {
@@ -94,6 +97,9 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 
 // target starts the named server, or describes the running one.
 func (c *Config) target(name, scenario string) (*target, error) {
+	if c.clustered() {
+		return startCluster(c, name, scenario)
+	}
 	if len(c.Servers) > 0 {
 		return startServer(c, name, scenario)
 	}
@@ -179,7 +185,7 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 	if err != nil {
 		return res, err
 	}
-	n := cfg.workers()
+	n := t.workerCount(cfg)
 	deadline := time.Now().Add(cfg.Timeout)
 	co := &coordinator{cfg: cfg, name: t.name, sc: sc, events: make(chan event, 64), stderr: stderr, done: make(chan struct{})}
 	self, err := os.Executable()
@@ -197,6 +203,7 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 			EchoSize: cfg.EchoSize, Channels: cfg.Channels, HSTimeout: handshakeTimeout, Deadline: deadline.Add(15 * time.Second).UnixNano(),
 			Storm: stormJob{Recover: stormRecovers(t.name)},
 		}
+		j.HTTPAddr, j.WSAddr = t.jobAddrs(i)
 		if sc == "reject" || sc == "churn" {
 			j.Conns = j.InFlight
 		}
@@ -279,6 +286,7 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 		cpuAfter = t.cpu()
 	}
 	t.profileMark() // and stops it
+	nodeConns := t.nodeConns()
 	co.broadcast("stop")
 	if err := co.waitAll("result", time.Now().Add(15*time.Second)); err != nil {
 		return res, err
@@ -291,6 +299,7 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 		res.fillStorm(total, storm)
 	}
 	res.addCPU(cpuAfter.sub(cpuBefore), t.pid != 0)
+	res.addCluster(t, cpuAfter.sub(cpuBefore), nodeConns)
 	res.addClientCPU(total.ClientUser, total.ClientSys)
 	co.progress(true)
 	return res, nil

@@ -336,6 +336,8 @@ func TestStormConfig(t *testing.T) {
 		{"-servers", "turnstile", "-curve", "1000,x"},
 		{"-servers", "turnstile", "-curve", "0"},
 		{"-servers", "turnstile", "-curve", "1000", "-html", "x.html"},
+		{"-servers", "turnstile", "-curve", "1000", "-nodes", "1,3"},
+		{"-servers", "turnstile", "-nodes", "3", "-server-cpuprofile", "/tmp/p"},
 	} {
 		if _, err := ParseFlags(bad, &errs); err == nil {
 			t.Errorf("%v accepted", bad)
