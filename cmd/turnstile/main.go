@@ -48,6 +48,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	defer startCPUProfiler(getenv, log)()
 	srv, err := newServer(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "turnstile: %v\n", err)
