@@ -161,6 +161,21 @@ func (s *testServer) Wait(t *testing.T, d time.Duration) int {
 	}
 }
 
+// metrics returns the /metrics page; anything but 200 fails the test.
+func (s *testServer) metrics(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get(s.HTTP + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d %v", resp.StatusCode, err)
+	}
+	return string(b)
+}
+
 // do sends a request and decodes a JSON answer into out (if not nil).
 func (s *testServer) do(t *testing.T, method, path, bearer, body string, out any) int {
 	t.Helper()

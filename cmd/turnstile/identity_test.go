@@ -194,14 +194,7 @@ func TestEndToEndJWKS(t *testing.T) {
 				t.Errorf("%s while the provider is down: %d, want 200 from the cached key", kid, code)
 			}
 		}
-		var body strings.Builder
-		resp, err := http.Get(s.HTTP + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(&body, resp.Body)
-		resp.Body.Close()
-		if !strings.Contains(body.String(), `turnstile_jwks_fetches_total{result="failed"}`) {
+		if !strings.Contains(s.metrics(t), `turnstile_jwks_fetches_total{result="failed"}`) {
 			t.Error("/metrics lacks turnstile_jwks_fetches_total{result=\"failed\"}")
 		}
 	})
