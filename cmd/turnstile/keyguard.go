@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -62,8 +61,8 @@ func (g *keyGuard) wrap(next http.Handler) http.Handler {
 		addr := g.clientAddr(r)
 		if wait := g.limit.Blocked(addr); wait > 0 {
 			g.throttled.Add(1)
-			w.Header().Set("Retry-After", strconv.FormatInt(max(1, int64((wait+time.Second-1)/time.Second)), 10))
-			writeError(w, http.StatusTooManyRequests, "too many requests with a wrong key from this address, retry later")
+			w.Header().Set("Retry-After", auth.RetryAfter(wait))
+			auth.WriteError(w, http.StatusTooManyRequests, "too many requests with a wrong key from this address, retry later")
 			return
 		}
 		rec := &guardRecorder{ResponseWriter: w, status: http.StatusOK}
