@@ -65,7 +65,7 @@ func (g *keyGuard) wrap(next http.Handler) http.Handler {
 			auth.WriteError(w, http.StatusTooManyRequests, "too many requests with a wrong key from this address, retry later")
 			return
 		}
-		rec := &guardRecorder{ResponseWriter: w, status: http.StatusOK}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
 		if rec.status == http.StatusUnauthorized {
 			g.failures.Add(1)
@@ -74,20 +74,6 @@ func (g *keyGuard) wrap(next http.Handler) http.Handler {
 		}
 	})
 }
-
-// guardRecorder notes the status the guarded handler answers with. Unwrap
-// lets http.ResponseController reach the connection's writer through it.
-type guardRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *guardRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *guardRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // report logs a refused key, at most once per keyGuardLogEvery whatever the
 // rate: a guesser sets the rate, and must not fill the disk.
