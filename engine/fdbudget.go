@@ -67,10 +67,6 @@ func (s *Server) FDExhausted() bool {
 	return at != 0 && s.now()-at < int64(fdRefusalWindow)
 }
 
-// Sockets is the number of TCP connections the listener holds now
-// (handshakes, open and closing connections). Safe from any goroutine.
-func (s *Server) Sockets() int64 { return s.fds.Load() }
-
 // resolveListenAddr binds addr once without SO_REUSEPORT, so that a port
 // already in use is an error here (with SO_REUSEPORT alone, a second server
 // of the same user would silently share the port), and so that port 0 is
