@@ -3,7 +3,9 @@
 // Store.
 //
 // A ticket is 128 random bits from crypto/rand, written as 22 characters of
-// unpadded base64url. It admits exactly one connection, once, before it
+// unpadded base64url; a sealed ticket (Sealer: for a store that nodes share)
+// wraps them with a key id, its expiry and a MAC in SealedTextLen (52)
+// characters. Either admits exactly one connection, once, before it
 // expires. Redeem is on the admission hot path of every event loop: an
 // implementation must never block, lock or allocate there.
 //
