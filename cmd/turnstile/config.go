@@ -216,7 +216,10 @@ func (c *config) validate() error {
 		flag string
 		d    time.Duration
 	}{{"-jwt-ttl", c.JWTTTL}, {"-ticket-ttl", c.TicketTTL}, {"-handshake-timeout", c.HandshakeTime},
-		{"-ping-interval", c.PingInterval}, {"-idle-timeout", c.IdleTimeout}, {"-drain-timeout", c.DrainTimeout}}
+		{"-ping-interval", c.PingInterval}, {"-idle-timeout", c.IdleTimeout}, {"-drain-timeout", c.DrainTimeout},
+		{"-login-addr-interval", c.Login.AddrInterval}, {"-login-user-interval", c.Login.UserInterval},
+		{"-login-known-ttl", c.Login.KnownTTL}, {"-publish-auth-interval", c.PublishAuthInterval},
+		{"-history-ttl", c.HistoryTTL}}
 	for _, p := range positive {
 		if p.d <= 0 {
 			bad("%s %v: must be positive", p.flag, p.d)
@@ -254,15 +257,6 @@ func (c *config) validate() error {
 			bad("%s %d: must be at least 1", p.flag, p.v)
 		}
 	}
-	for _, p := range []struct {
-		flag string
-		d    time.Duration
-	}{{"-login-addr-interval", c.Login.AddrInterval}, {"-login-user-interval", c.Login.UserInterval},
-		{"-login-known-ttl", c.Login.KnownTTL}, {"-publish-auth-interval", c.PublishAuthInterval}} {
-		if p.d <= 0 {
-			bad("%s %v: must be positive", p.flag, p.d)
-		}
-	}
 	if c.MaxTicketsPerUser < 0 || c.MaxTicketsPerUser > auth.MaxTicketQuota {
 		bad("-max-tickets-per-user %d: must be 0 (no limit) to %d", c.MaxTicketsPerUser, auth.MaxTicketQuota)
 	}
@@ -271,9 +265,6 @@ func (c *config) validate() error {
 	}
 	if c.HistorySize < 1 {
 		bad("-history-size %d: must be at least 1", c.HistorySize)
-	}
-	if c.HistoryTTL <= 0 {
-		bad("-history-ttl %v: must be positive", c.HistoryTTL)
 	}
 	if c.HistoryMaxBytes < 1<<20 {
 		bad("-history-max-bytes %d: must be at least 1048576 (1 MiB)", c.HistoryMaxBytes)
