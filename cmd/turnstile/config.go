@@ -228,9 +228,6 @@ func (c *config) validate() error {
 	if c.PingInterval > 0 && c.IdleTimeout > 0 && c.PingInterval >= c.IdleTimeout {
 		bad("-ping-interval %v must be shorter than -idle-timeout %v, or idle but healthy clients are closed", c.PingInterval, c.IdleTimeout)
 	}
-	if c.TicketCapacity < 1 {
-		bad("-ticket-capacity %d: must be at least 1", c.TicketCapacity)
-	}
 	if c.MaxHeaderBytes < 512 {
 		bad("-max-header-bytes %d: must be at least 512", c.MaxHeaderBytes)
 	}
@@ -252,7 +249,8 @@ func (c *config) validate() error {
 	for _, p := range []struct {
 		flag string
 		v    int
-	}{{"-login-addr-burst", c.Login.AddrBurst}, {"-login-user-burst", c.Login.UserBurst}, {"-publish-auth-burst", c.PublishAuthBurst}} {
+	}{{"-ticket-capacity", c.TicketCapacity}, {"-login-addr-burst", c.Login.AddrBurst}, {"-login-user-burst", c.Login.UserBurst},
+		{"-publish-auth-burst", c.PublishAuthBurst}, {"-history-size", c.HistorySize}, {"-max-channels-per-conn", c.MaxChannelsPerConn}} {
 		if p.v < 1 {
 			bad("%s %d: must be at least 1", p.flag, p.v)
 		}
@@ -263,14 +261,8 @@ func (c *config) validate() error {
 	if c.Loops < 0 {
 		bad("-loops %d: must be 0 (GOMAXPROCS) or more", c.Loops)
 	}
-	if c.HistorySize < 1 {
-		bad("-history-size %d: must be at least 1", c.HistorySize)
-	}
 	if c.HistoryMaxBytes < 1<<20 {
 		bad("-history-max-bytes %d: must be at least 1048576 (1 MiB)", c.HistoryMaxBytes)
-	}
-	if c.MaxChannelsPerConn < 1 {
-		bad("-max-channels-per-conn %d: must be at least 1", c.MaxChannelsPerConn)
 	}
 	if c.ChannelsClaim == "" {
 		bad("-channels-claim must not be empty")
