@@ -45,7 +45,7 @@ func (s *Server) refuseSocket(gc gnet.Conn) ([]byte, gnet.Action) {
 	l := s.loopFor(gc.EventLoop())
 	l.counters.rejected[RejectFDBudget].Add(1)
 	if s.log != nil {
-		if ok, suppressed := s.fdLog.allow(time.Now()); ok {
+		if ok, suppressed := s.fdLog.Allow(time.Now()); ok {
 			s.log.Warn("file descriptor budget reached: refusing new connections",
 				"max_fds", s.cfg.MaxFDs, "refused_since_last", suppressed+1)
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/turnstile-push/turnstile/auth"
+	"github.com/turnstile-push/turnstile/internal/ratelog"
 )
 
 // keyGuard protects the endpoints that take the publish key (/publish, and
@@ -36,8 +37,7 @@ type keyGuard struct {
 	failures, throttled atomic.Uint64
 	// Logging: at most one line per keyGuardLogEvery, saying how many
 	// failures it stands for.
-	nextLog    atomic.Int64
-	unreported atomic.Uint64
+	logLimit ratelog.Limiter
 }
 
 const keyGuardLogEvery = 10 * time.Second
@@ -51,6 +51,7 @@ func newKeyGuard(burst int, interval time.Duration, clientAddr func(*http.Reques
 		clientAddr: clientAddr,
 		log:        log,
 		now:        time.Now,
+		logLimit:   ratelog.Limiter{Every: keyGuardLogEvery},
 	}
 }
 
@@ -78,14 +79,9 @@ func (g *keyGuard) wrap(next http.Handler) http.Handler {
 // report logs a refused key, at most once per keyGuardLogEvery whatever the
 // rate: a guesser sets the rate, and must not fill the disk.
 func (g *keyGuard) report(addr, path string) {
-	g.unreported.Add(1)
-	now := g.now().UnixNano()
-	next := g.nextLog.Load()
-	if now < next || !g.nextLog.CompareAndSwap(next, now+int64(keyGuardLogEvery)) {
-		return
+	if ok, suppressed := g.logLimit.Allow(g.now()); ok {
+		g.log.Warn("wrong publish key", "addr", addr, "path", path, "failures_since_last_line", suppressed+1)
 	}
-	n := g.unreported.Swap(0)
-	g.log.Warn("wrong publish key", "addr", addr, "path", path, "failures_since_last_line", n)
 }
 
 // peerHost is the IP of the TCP peer.
