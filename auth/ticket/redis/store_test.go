@@ -28,11 +28,7 @@ func newStore(t testing.TB, addr string) *Store {
 // which say nothing about exactly-once.
 func newStoreTimeout(t testing.TB, addr string, timeout time.Duration) *Store {
 	t.Helper()
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := redistest.Client(t, addr)
 	sealer, err := ticket.NewSealer(testKey)
 	if err != nil {
 		t.Fatal(err)
