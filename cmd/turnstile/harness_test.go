@@ -176,8 +176,22 @@ func (s *testServer) metrics(t *testing.T) string {
 	return string(b)
 }
 
-// do sends a request and decodes a JSON answer into out (if not nil).
-func (s *testServer) do(t *testing.T, method, path, bearer, body string, out any) int {
+// answer is one HTTP response, read whole.
+type answer struct {
+	code int
+	hdr  http.Header
+	body []byte
+}
+
+// errorText is the "error" of a JSON error body, or "" if there is none.
+func (a answer) errorText() string {
+	var e struct{ Error string }
+	_ = json.Unmarshal(a.body, &e)
+	return e.Error
+}
+
+// call sends a request with optional bearer and X-Forwarded-For and reads the answer.
+func (s *testServer) call(t *testing.T, method, path, bearer, from, body string) answer {
 	t.Helper()
 	req, err := http.NewRequest(method, s.HTTP+path, strings.NewReader(body))
 	if err != nil {
@@ -186,18 +200,28 @@ func (s *testServer) do(t *testing.T, method, path, bearer, body string, out any
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
+	if from != "" {
+		req.Header.Set("X-Forwarded-For", from)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode == http.StatusOK {
-		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("%s %s: %v in %s", method, path, err, data)
+	return answer{resp.StatusCode, resp.Header, data}
+}
+
+// do sends a request and decodes a JSON answer into out (if not nil).
+func (s *testServer) do(t *testing.T, method, path, bearer, body string, out any) int {
+	t.Helper()
+	a := s.call(t, method, path, bearer, "", body)
+	if out != nil && a.code == http.StatusOK {
+		if err := json.Unmarshal(a.body, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, path, err, a.body)
 		}
 	}
-	return resp.StatusCode
+	return a.code
 }
 
 // Login returns a token for user, failing the test on anything but 200.
