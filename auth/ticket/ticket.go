@@ -121,7 +121,9 @@ type Claims struct {
 	Subject string
 	// SessionExpires is the expiry of the token the ticket was traded for.
 	SessionExpires time.Time
-	// Channels the connection may subscribe to (reserved for channels).
+	// Channels are the connection's grants (the JWT's channels claim):
+	// names and prefix patterns it may subscribe to, beside its personal
+	// channel.
 	Channels []string
 	// RemoteAddr and Origin the ticket was issued to, for later binding checks.
 	RemoteAddr string

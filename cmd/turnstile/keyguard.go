@@ -11,8 +11,8 @@ import (
 	"github.com/turnstile-push/turnstile/internal/ratelog"
 )
 
-// keyGuard protects the endpoints that take the publish key (/publish, and
-// any later one such as /disconnect): it counts the requests their handler
+// keyGuard protects the endpoints that take the publish key (/publish and
+// /disconnect): it counts the requests their handler
 // answers 401, logs them (rate-limited, never the key) and throttles the
 // client address that sends them.
 //
