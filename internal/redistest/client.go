@@ -12,7 +12,17 @@ import (
 // built on it closes first). A failure to connect fails the test.
 func Client(t testing.TB, addrs ...string) rueidis.Client {
 	t.Helper()
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
+	return NewClient(t, rueidis.ClientOption{InitAddress: addrs})
+}
+
+// NewClient is Client with the caller's options (client-side caching stays
+// off): e.g. a ConnWriteTimeout longer than rueidis's 10 s default for a
+// storm test on a loaded machine, where rueidis would otherwise drop a
+// connection whose pipeline waits that long and fail its commands.
+func NewClient(t testing.TB, opt rueidis.ClientOption) rueidis.Client {
+	t.Helper()
+	opt.DisableCache = true
+	c, err := rueidis.NewClient(opt)
 	if err != nil {
 		t.Fatal(err)
 	}
