@@ -238,11 +238,34 @@ func (s *testServer) Login(t *testing.T, user, pwd string) string {
 // Ticket trades a token for a ticket and the URL to connect to.
 func (s *testServer) Ticket(t *testing.T, token string) (tkt, url string) {
 	t.Helper()
-	var out struct{ Ticket, URL string }
-	if code := s.do(t, "POST", "/ws_ticket", token, "", &out); code != http.StatusOK || out.Ticket == "" {
+	code, tkt, url := s.ticketStatus(t, token, "")
+	if code != http.StatusOK || tkt == "" {
 		t.Fatalf("ws_ticket: status %d", code)
 	}
-	return out.Ticket, out.URL
+	return tkt, url
+}
+
+// ticketStatus asks /ws_ticket with token (and Origin, if not empty) and
+// returns the status and, on 200, the ticket and URL.
+func (s *testServer) ticketStatus(t *testing.T, token, origin string) (status int, tkt, url string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", s.HTTP+"/ws_ticket", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ Ticket, URL string }
+	if resp.StatusCode == 200 {
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return resp.StatusCode, out.Ticket, out.URL
 }
 
 // Publish posts body to /publish with the server's key and returns the

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -22,29 +21,6 @@ import (
 
 	"github.com/turnstile-push/turnstile/internal/testidp"
 )
-
-// ticketStatus asks /ws_ticket with token (and Origin, if not empty) and
-// returns the status and, on 200, the ticket and URL.
-func (s *testServer) ticketStatus(t *testing.T, token, origin string) (status int, tkt, url string) {
-	t.Helper()
-	req, _ := http.NewRequest("POST", s.HTTP+"/ws_ticket", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	if origin != "" {
-		req.Header.Set("Origin", origin)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct{ Ticket, URL string }
-	if resp.StatusCode == 200 {
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return resp.StatusCode, out.Ticket, out.URL
-}
 
 // dialWith upgrades with an Origin and subprotocols; it returns the status
 // (101 on success), the protocol the server chose and the welcome's user.
