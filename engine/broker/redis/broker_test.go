@@ -84,17 +84,12 @@ func (r *recorder) channel(ch string) []broker.Publication {
 
 func newClient(t testing.TB, addr string) []rueidis.Client {
 	t.Helper()
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return []rueidis.Client{c}
+	return []rueidis.Client{redistest.Client(t, addr)}
 }
 
 func newNode(t *testing.T, addr string, mod func(*Config)) (*Broker, *recorder) {
 	t.Helper()
 	cs := newClient(t, addr)
-	c := cs[0]
 	cfg := Config{Shards: cs, Timeout: time.Second, CanaryInterval: 100 * time.Millisecond}
 	if mod != nil {
 		mod(&cfg)
@@ -107,7 +102,7 @@ func newNode(t *testing.T, addr string, mod func(*Config)) (*Broker, *recorder) 
 	if err := b.Start(r); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = b.Close(); c.Close() })
+	t.Cleanup(func() { _ = b.Close() })
 	return b, r
 }
 
