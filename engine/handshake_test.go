@@ -250,8 +250,11 @@ func TestHandshakeDeadline(t *testing.T) {
 	const timeout = 600 * time.Millisecond
 	s, st := startServer(t, Config{HandshakeTimeout: timeout})
 	req := upgradeRequest("/ws", st.add("maggie"), "")
-	conn := dial(t, s)
+	// Before the dial: the server's deadline starts at its accept, which
+	// follows this; taken after, a dial that returned late under load made
+	// the close look early.
 	start := time.Now()
+	conn := dial(t, s)
 	closed := make(chan time.Duration, 1)
 	go func() {
 		buf := make([]byte, 64)
