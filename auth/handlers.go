@@ -322,7 +322,6 @@ func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 		Subject:        claims.Subject,
 		SessionExpires: claims.Expires,
 		Channels:       claims.Channels,
-		RemoteAddr:     addr,
 		Origin:         r.Header.Get("Origin"),
 	}, now)
 	if err != nil {

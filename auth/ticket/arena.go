@@ -69,8 +69,8 @@ const (
 	maxChunks    = 1 << refChunkBits
 	// recHeader is a record's fixed part: session expiry (8 seconds, 4
 	// nanoseconds or -1 for none), channel count + 1 (0 for nil), and the
-	// lengths of Subject, RemoteAddr and Origin, 4 bytes each.
-	recHeader = 32
+	// lengths of Subject and Origin, 4 bytes each.
+	recHeader = 24
 )
 
 func (a *arena) init(capacity, shards int) {
@@ -85,7 +85,7 @@ func (a *arena) init(capacity, shards int) {
 
 // recordSize is the encoded size of c, a multiple of 8.
 func recordSize(c *Claims) int {
-	n := recHeader + 16*len(c.Channels) + len(c.Subject) + len(c.RemoteAddr) + len(c.Origin)
+	n := recHeader + 16*len(c.Channels) + len(c.Subject) + len(c.Origin)
 	for _, ch := range c.Channels {
 		n += len(ch)
 	}
@@ -201,11 +201,9 @@ func (ch *chunk) write(off int, c *Claims) {
 	binary.LittleEndian.PutUint32(b[8:], uint32(nsec))
 	binary.LittleEndian.PutUint32(b[12:], nch)
 	binary.LittleEndian.PutUint32(b[16:], uint32(len(c.Subject)))
-	binary.LittleEndian.PutUint32(b[20:], uint32(len(c.RemoteAddr)))
-	binary.LittleEndian.PutUint32(b[24:], uint32(len(c.Origin)))
+	binary.LittleEndian.PutUint32(b[20:], uint32(len(c.Origin)))
 	p := recHeader + 16*len(c.Channels)
 	p += copy(b[p:], c.Subject)
-	p += copy(b[p:], c.RemoteAddr)
 	p += copy(b[p:], c.Origin)
 	for i, s := range c.Channels {
 		// Only the length: the bytes follow in order. No pointer is ever
@@ -226,8 +224,7 @@ func (a *arena) claims(ref uint64) Claims {
 	}
 	nch := int(binary.LittleEndian.Uint32(b[12:]))
 	ls := int(binary.LittleEndian.Uint32(b[16:]))
-	la := int(binary.LittleEndian.Uint32(b[20:]))
-	lo := int(binary.LittleEndian.Uint32(b[24:]))
+	lo := int(binary.LittleEndian.Uint32(b[20:]))
 	p := recHeader
 	switch {
 	case nch == 1:
@@ -236,7 +233,6 @@ func (a *arena) claims(ref uint64) Claims {
 		p += 16 * (nch - 1)
 	}
 	c.Subject, p = str(b, p, ls), p+ls
-	c.RemoteAddr, p = str(b, p, la), p+la
 	c.Origin, p = str(b, p, lo), p+lo
 	if nch > 1 {
 		// The one allocation of a redeem, and only with channels: the

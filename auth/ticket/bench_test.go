@@ -214,7 +214,7 @@ func TestRivalsBehaveLikeMap(t *testing.T) {
 // tickets (issue rate × TTL), small beside Map's default capacity.
 const batch = 1 << 16
 
-var benchClaims = Claims{Subject: "maggie", RemoteAddr: "127.0.0.1:40000"}
+var benchClaims = Claims{Subject: "maggie", Origin: "https://app.example.com"}
 
 type benchTicket struct {
 	ticket Ticket

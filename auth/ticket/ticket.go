@@ -125,9 +125,9 @@ type Claims struct {
 	// names and prefix patterns it may subscribe to, beside its personal
 	// channel. Read-only once returned by a Store (see Map.Redeem).
 	Channels []string
-	// RemoteAddr and Origin the ticket was issued to, for later binding checks.
-	RemoteAddr string
-	Origin     string
+	// Origin of the browser request the ticket was issued to ("" for a
+	// native client): an upgrade must present the same (DESIGN 1.7).
+	Origin string
 }
 
 // Store issues and redeems tickets.

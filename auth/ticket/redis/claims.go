@@ -25,7 +25,7 @@ func encodeClaims(dst []byte, c ticket.Claims) []byte {
 		ms = c.SessionExpires.UnixMilli()
 	}
 	dst = binary.AppendVarint(dst, ms)
-	for _, s := range []string{c.Subject, c.RemoteAddr, c.Origin} {
+	for _, s := range []string{c.Subject, c.Origin} {
 		dst = appendString(dst, s)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(c.Channels)))
@@ -55,7 +55,7 @@ func decodeClaims(b []byte) (c ticket.Claims, ok bool) {
 	if ms != 0 {
 		c.SessionExpires = time.UnixMilli(ms)
 	}
-	fields := []*string{&c.Subject, &c.RemoteAddr, &c.Origin}
+	fields := []*string{&c.Subject, &c.Origin}
 	for _, f := range fields {
 		if *f, b, ok = readString(b); !ok {
 			return ticket.Claims{}, false

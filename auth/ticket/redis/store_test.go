@@ -64,7 +64,6 @@ func TestIssueRedeemClaimsAndTTL(t *testing.T) {
 		Subject:        "maggie",
 		SessionExpires: time.UnixMilli(now.Add(time.Hour).UnixMilli()),
 		Channels:       []string{"news", "chat:*"},
-		RemoteAddr:     "127.0.0.1",
 		Origin:         "https://example.com",
 	}
 	text, err := s.IssueText(want, now, 30*time.Second)
