@@ -26,11 +26,15 @@ type Conn struct {
 
 	// Reassembly of a fragmented message: fragOp is 0 when none is in
 	// flight; fragBuf is allocated only while one is and someone wants it.
-	fragOp  ws.OpCode
-	phase   connPhase
-	fragLen int
-	fragBuf []byte
-	utf8    utf8Validator
+	fragOp ws.OpCode
+	phase  connPhase
+	// deflate: the upgrade negotiated permessage-deflate (deflate.go);
+	// fragDeflate: the message being reassembled is compressed.
+	deflate     bool
+	fragDeflate bool
+	fragLen     int
+	fragBuf     []byte
+	utf8        utf8Validator
 	// utf8Seen is how much of the current frame's text payload was
 	// validated while the frame was incomplete (utf8partial.go).
 	utf8Seen int64

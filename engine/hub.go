@@ -159,7 +159,8 @@ type delivery struct {
 	channel string
 	offset  uint64
 	epoch   string
-	frame   []byte // encoded once for every loop
+	frame   []byte  // encoded once for every loop
+	z       *zframe // its compressed form, made once if wanted; nil: never
 }
 
 // HandlePublication runs p on each loop that holds a subscriber of its
@@ -176,6 +177,7 @@ func (h *hub) HandlePublication(p broker.Publication) {
 	}
 	d := &delivery{channel: p.Channel, offset: p.Offset, epoch: p.Epoch,
 		frame: encodeChannelMessage(p.Channel, p.Offset, p.Data)}
+	d.z = h.srv.newZframe(len(d.frame))
 	for _, l := range h.srv.loopList() {
 		if mask&loopBit(l.index) != 0 {
 			_ = l.el.Execute(context.Background(), l.deliverTask(d))
@@ -187,9 +189,10 @@ func (h *hub) HandlePublication(p broker.Publication) {
 // Called by the broker; it never blocks.
 func (h *hub) HandleBroadcast(data []byte) {
 	frame := encodeMessage(data)
+	z := h.srv.newZframe(len(frame))
 	for _, l := range h.srv.loopList() {
 		_ = l.el.Execute(context.Background(), runnable(func(context.Context) error {
-			l.broadcast(frame)
+			l.broadcastZ(frame, z)
 			return nil
 		}))
 	}

@@ -54,6 +54,8 @@ type loop struct {
 	quota *quotaFuncs // MaxConnsPerUser's callbacks for this loop
 
 	utf8Buf [4096]byte // unmasked copy of an incomplete frame's new text
+
+	inflated []byte // the last inflated client message (deflate.go)
 }
 
 type deadline struct {
