@@ -52,7 +52,6 @@ type wsCase struct {
 // (gobwas writes it without spaces; the comparison ignores them.)
 const deflateGranted = "permessage-deflate;server_no_context_takeover;client_no_context_takeover"
 
-
 // caseResult is one row of a category's summary table.
 type caseResult struct {
 	id, desc, want, got string
