@@ -177,3 +177,44 @@ func TestConformanceCompressionOff(t *testing.T) {
 	}
 	runCategory(t, s, "13 compression off", cases, 0)
 }
+
+// TestCompressedPush: a broadcast and a user publish reach a compressing
+// client compressed (RSV1) and a plain client plain, with the same text;
+// a payload under CompressionMinBytes goes plain to both.
+func TestCompressedPush(t *testing.T) {
+	cfg := echoConfig(conformanceMaxMessage)
+	cfg.Echo, cfg.Compression = false, true
+	s := startServer(t, cfg)
+	zc, pc := rawDial(t, s.addr), rawDial(t, s.addr)
+	if _, ext := zc.handshakeOffer(s.issue(t, "zip"), offerDeflate); !zc.deflate {
+		t.Fatalf("compression not granted: %q", ext)
+	}
+	pc.handshake(s.issue(t, "zip"))
+	big := []byte(`{"note":"` + strings.Repeat("compress me ", 100) + `"}`)
+	expect := func(c *wsClient, what string, deflated bool, data []byte) {
+		t.Helper()
+		m, err := c.readMessage()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if m.deflated != deflated || !bytes.Contains(m.payload, data) || !bytes.HasPrefix(m.payload, []byte(`{"type":"message"`)) {
+			t.Fatalf("%s: deflated=%v %q, want deflated=%v with %q", what, m.deflated, m.payload, deflated, data)
+		}
+	}
+	for _, tc := range []struct {
+		what string
+		data []byte
+		big  bool
+	}{{"broadcast", big, true}, {"small broadcast", []byte(`{"n":1}`), false}} {
+		if n := s.Broadcast(tc.data); n != 2 {
+			t.Fatalf("%s reached %d, want 2", tc.what, n)
+		}
+		expect(zc, tc.what, tc.big, tc.data)
+		expect(pc, tc.what, false, tc.data)
+	}
+	if n := s.Publish("zip", big); n != 2 {
+		t.Fatalf("user publish reached %d, want 2", n)
+	}
+	expect(zc, "user publish", true, big)
+	expect(pc, "user publish", false, big)
+}

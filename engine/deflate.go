@@ -255,7 +255,9 @@ func (l *loop) inflate(compressed []byte, limit int) ([]byte, error) {
 				return nil, errInflateTooBig
 			}
 			grow := min(max(2*cap(out), 512), limit+1)
-			out = append(out[:cap(out)], make([]byte, grow-cap(out))...)[:len(out)]
+			nb := make([]byte, len(out), grow) // exactly grow: append would round up
+			copy(nb, out)
+			out = nb
 		}
 		n, err := f.r.Read(out[len(out):cap(out)])
 		out = out[:len(out)+n]
