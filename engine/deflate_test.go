@@ -79,7 +79,7 @@ func TestZframeWhenNotWanted(t *testing.T) {
 	if on.newZframe(512) == nil {
 		t.Error("no zframe at CompressionMinBytes")
 	}
-	if off.newZframe(1 << 20) != nil {
+	if off.newZframe(1<<20) != nil {
 		t.Error("zframe with compression off")
 	}
 	random := make([]byte, 2048)
