@@ -47,11 +47,11 @@ type Conn struct {
 	lastPing int64 // server clock (ns) of the last ping we sent
 	expires  int64 // server clock (ns) when the session ends; 0: never
 
-	index int // position in loop.conns
 
 	subs      []connSub // its subscriptions; the personal channel's among them
 	grants    []string  // the ticket's channels claim
 	origin    string    // the upgrade's Origin, which a refresh ticket must match
+	index     int32     // position in loop.conns (int32: Conn fits 224 bytes)
 	cmdTokens int32     // command rate limit: tokens left
 	cmdLast   int64     // server clock (ns) the tokens were counted at
 }

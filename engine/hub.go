@@ -36,7 +36,11 @@ type hub struct {
 type route struct {
 	mask    atomic.Uint64 // bit i%64: loop i holds a subscriber
 	subs    atomic.Int64  // local subscriptions, for "recipients"
-	holders [64]int32     // loops per mask bit; only inside routes.Compute
+	// holders counts the loops per mask bit, needed only with more than
+	// 64 loops (else a bit is one loop): allocated then, so that a route —
+	// one per personal channel, so one per user — stays 16 bytes.
+	// Only inside routes.Compute.
+	holders *[64]int32
 }
 
 // nodeSub is one channel's broker subscription on this node.
@@ -61,6 +65,13 @@ func (h *hub) hold(channel string, index int) *route {
 		if !loaded {
 			r = &route{}
 		}
+		if h.srv.cfg.Loops <= 64 {
+			r.mask.Or(loopBit(index))
+			return r, xsync.UpdateOp
+		}
+		if r.holders == nil {
+			r.holders = new([64]int32)
+		}
 		b := index % 64
 		if r.holders[b]++; r.holders[b] == 1 {
 			r.mask.Or(loopBit(index))
@@ -76,9 +87,12 @@ func (h *hub) unhold(channel string, index int) {
 		if !loaded {
 			return r, xsync.CancelOp
 		}
-		b := index % 64
-		if r.holders[b]--; r.holders[b] == 0 {
+		if r.holders == nil {
 			r.mask.And(^loopBit(index))
+		} else if b := index % 64; r.holders[b] > 0 {
+			if r.holders[b]--; r.holders[b] == 0 {
+				r.mask.And(^loopBit(index))
+			}
 		}
 		if r.mask.Load() == 0 {
 			return r, xsync.DeleteOp

@@ -83,16 +83,16 @@ func newLoop(s *Server, el gnet.EventLoop, index int) *loop {
 // add puts an upgraded connection in the loop's list; its subscriptions
 // are in the index (index.go).
 func (l *loop) add(c *Conn) {
-	c.index = len(l.conns)
+	c.index = int32(len(l.conns))
 	l.conns = append(l.conns, c)
 }
 
 // remove takes a connection out of the loop's list and index (from OnClose).
 func (l *loop) remove(c *Conn) {
 	last := len(l.conns) - 1
-	if i := c.index; i >= 0 && i <= last && l.conns[i] == c {
+	if i := int(c.index); i >= 0 && i <= last && l.conns[i] == c {
 		l.conns[i] = l.conns[last]
-		l.conns[i].index = i
+		l.conns[i].index = int32(i)
 		l.conns[last] = nil
 		l.conns = l.conns[:last]
 		if l.cursor > len(l.conns) {
