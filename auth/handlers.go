@@ -318,13 +318,13 @@ func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 			strconv.Itoa(h.cfg.MaxTicketsPerUser)+" per "+h.cfg.TicketTTL.String()+", retry later")
 		return
 	}
-	t, err := h.cfg.Store.Issue(ticket.Claims{
+	text, err := h.issue(ticket.Claims{
 		Subject:        claims.Subject,
 		SessionExpires: claims.Expires,
 		Channels:       claims.Channels,
 		RemoteAddr:     addr,
 		Origin:         r.Header.Get("Origin"),
-	}, now, h.cfg.TicketTTL)
+	}, now)
 	if err != nil {
 		h.quota.refund(claims.Subject)
 		h.ticketFailures.Add(1)
@@ -348,7 +348,6 @@ func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 	if claims.Expires.Before(expires) {
 		expires = claims.Expires
 	}
-	text := t.String()
 	h.ticketsIssued.Add(1)
 	writeJSON(w, http.StatusOK, ticketResponse{
 		Ticket:  text,

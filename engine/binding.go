@@ -99,8 +99,8 @@ func (l *loop) offeredProtocols(v []byte) (string, bool) {
 				return "", false
 			}
 			l.hs.protoTicket = true
-			if t := p[len(protocolTicket):]; len(t) == ticket.TextLen && isBase64URL(t) {
-				copy(l.hs.ticket[:], t)
+			if t := p[len(protocolTicket):]; len(t) >= ticket.TextLen && len(t) <= ticket.MaxTextLen && isBase64URL(t) {
+				l.hs.ticketLen = copy(l.hs.ticket[:], t)
 				l.hs.ticketOK = true
 			}
 		}

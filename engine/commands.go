@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"github.com/turnstile-push/turnstile/auth/ticket"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -163,12 +164,20 @@ func (l *loop) unsubscribe(c *Conn, cmd *command) {
 // 1.7): the ticket is redeemed like an upgrade's, and its claims replace
 // the connection's expiry and grants.
 func (l *loop) refresh(c *Conn, cmd *command) {
+	if l.refreshAsync(c, cmd) {
+		return // answered from refresh_async.go
+	}
 	claims, err := l.srv.cfg.Store.Redeem(cmd.ticket, time.Now())
+	l.refreshed(c, cmd.id, claims, err)
+}
+
+// refreshed answers a refresh with its redeem's result.
+func (l *loop) refreshed(c *Conn, id cmdID, claims ticket.Claims, err error) {
 	// Bound like an upgrade's ticket (DESIGN 1.7): one issued to a page
 	// refreshes only a connection opened from that page's Origin.
 	if err != nil || claims.Subject != c.user || (claims.Origin != "" && claims.Origin != c.origin) {
 		l.counters.refreshes[resultError].Add(1)
-		l.refuse(c, cmdRefresh, cmd.id, codeForbidden, reasonRefreshBad)
+		l.refuse(c, cmdRefresh, id, codeForbidden, reasonRefreshBad)
 		return
 	}
 	var expires int64
@@ -180,5 +189,5 @@ func (l *loop) refresh(c *Conn, cmd *command) {
 	c.grants = claims.Channels
 	l.counters.refreshes[resultOK].Add(1)
 	l.counters.commands[cmdRefresh][resultOK].Add(1)
-	l.reply(c, appendRefreshed(l.body[:0], cmd.id, expires))
+	l.reply(c, appendRefreshed(l.body[:0], id, expires))
 }

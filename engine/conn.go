@@ -42,11 +42,12 @@ type Conn struct {
 	// sends its close or answers the client's; zero: connection lost.
 	closeReason  CloseReason
 	resumeQueued bool // waits in loop.resume for another turn
+	// redeeming: the handshake waits for an asynchronous ticket redeem.
+	redeeming bool
 
 	lastRead int64 // server clock (ns) of the last bytes from the client
 	lastPing int64 // server clock (ns) of the last ping we sent
 	expires  int64 // server clock (ns) when the session ends; 0: never
-
 
 	subs      []connSub // its subscriptions; the personal channel's among them
 	grants    []string  // the ticket's channels claim

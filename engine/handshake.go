@@ -45,6 +45,10 @@ func rejectionFor(err error) RejectReason {
 		return RejectDraining
 	case errRejectUserMax:
 		return RejectUserQuota
+	case errRedeemPending:
+		return rejectPending
+	case errRejectUnavailable:
+		return RejectUnavailable
 	case ws.ErrHandshakeUpgradeRequired:
 		return RejectVersion
 	}
@@ -102,9 +106,11 @@ func (h *handshakeIO) Write(p []byte) (int, error) {
 
 // handshakeScratch is the state of the one handshake a loop runs at a time.
 type handshakeScratch struct {
-	io       handshakeIO
-	ticket   [ticket.TextLen]byte
-	ticketOK bool // the URI held a well-formed ticket, copied to ticket
+	io        handshakeIO
+	ticket    [ticket.MaxTextLen]byte
+	ticketLen int  // of ticket's bytes, the URI's ticket
+	ticketOK  bool // the URI held a well-formed ticket, copied to ticket
+	asyncHandshake
 	claims   ticket.Claims
 	reserved bool   // holds a MaxConns slot
 	since    []byte // the URI's since=<offset>:<epoch>, checked; valid until Discard
@@ -132,8 +138,8 @@ func (l *loop) newUpgrader() ws.Upgrader {
 			// headers have passed (DESIGN 1.3's order), in OnBeforeUpgrade.
 			t, ok := queryValue(query, ticketParam)
 			l.hs.queryTicket = ok
-			if ok && len(t) == ticket.TextLen && isBase64URL(t) {
-				copy(l.hs.ticket[:], t)
+			if ok && len(t) >= ticket.TextLen && len(t) <= ticket.MaxTextLen && isBase64URL(t) {
+				l.hs.ticketLen = copy(l.hs.ticket[:], t)
 				l.hs.ticketOK = true
 			}
 			if since, ok := queryValue(query, sinceParam); ok {
@@ -179,9 +185,9 @@ func (l *loop) newUpgrader() ws.Upgrader {
 				}
 				l.hs.reserved = true
 			}
-			claims, err := cfg.Store.Redeem(l.hs.ticket[:], time.Now())
+			claims, err := l.redeem()
 			if err != nil {
-				return nil, errRejectTicket
+				return nil, err
 			}
 			// After Redeem on purpose: a ticket shown from the wrong
 			// Origin was stolen or misused, and is spent (DESIGN 1.7).
@@ -300,6 +306,9 @@ func (l *loop) newID() string {
 // reports done when the connection is now open and its remaining bytes are
 // frames.
 func (l *loop) handshake(c *Conn) (action gnet.Action, done bool) {
+	if c.redeeming {
+		return gnet.None, false // its ticket is being redeemed (admit_async.go)
+	}
 	gc := c.gc
 	n := gc.InboundBuffered()
 	if n == 0 {
@@ -318,8 +327,13 @@ func (l *loop) handshake(c *Conn) (action gnet.Action, done bool) {
 		return gnet.None, false
 	}
 	hdrLen := end + len(headerEnd)
+	l.hs.conn = c
 	reason, ok := l.admit(c, buf[:hdrLen])
+	l.hs.conn = nil
 	if !ok {
+		if reason == rejectPending {
+			return gnet.None, false // the header stays buffered until the redeem answers
+		}
 		return l.reject(c, reason), false
 	}
 	var since *broker.Position

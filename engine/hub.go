@@ -34,8 +34,8 @@ type hub struct {
 
 // route is one channel's node-level routing entry.
 type route struct {
-	mask    atomic.Uint64 // bit i%64: loop i holds a subscriber
-	subs    atomic.Int64  // local subscriptions, for "recipients"
+	mask atomic.Uint64 // bit i%64: loop i holds a subscriber
+	subs atomic.Int64  // local subscriptions, for "recipients"
 	// holders counts the loops per mask bit, needed only with more than
 	// 64 loops (else a bit is one loop): allocated then, so that a route —
 	// one per personal channel, so one per user — stays 16 bytes.

@@ -18,12 +18,13 @@ const (
 	RejectFDBudget                           // 503 at accept: Config.MaxFDs sockets held
 	RejectDraining                           // 503: Stop has begun
 	RejectUserQuota                          // 429: the user is at MaxConnsPerUser
+	RejectUnavailable                        // 503: the ticket store cannot be reached
 	NumRejectReasons
 )
 
 var rejectNames = [NumRejectReasons]string{
 	"bad_request", "version", "not_found", "header_too_large",
-	"origin", "ticket", "capacity", "timeout", "fd_budget", "draining", "user_quota",
+	"origin", "ticket", "capacity", "timeout", "fd_budget", "draining", "user_quota", "unavailable",
 }
 
 // String is the metric label of the reason, e.g. "ticket".

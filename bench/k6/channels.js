@@ -96,6 +96,7 @@ export function listen(data) {
     }
     const ws = new WebSocket(url);
     let id = 0;
+    /** @type {any} */
     let timer = null;
     ws.onopen = () => {
       for (const ch of channels) {
@@ -109,6 +110,9 @@ export function listen(data) {
       timer = setTimeout(() => ws.close(), Math.max(0, stopAt - Date.now()));
     };
     ws.onmessage = (e) => {
+      if (!e || typeof e.data !== 'string') {
+        return; // the server sends text frames only
+      }
       const m = JSON.parse(e.data);
       if (m.type === 'subscribed') {
         if (m.recovered === true) {

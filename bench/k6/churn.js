@@ -2,7 +2,8 @@
 // fresh ticket, connect, welcome, close.
 //
 //   k6 run -e RATE=200 -e DURATION=30s bench/k6/churn.js
-import ws from 'k6/ws';
+import { WebSocket } from 'k6/websockets';
+import { setTimeout, clearTimeout } from 'k6/timers';
 import { check } from 'k6';
 import { Trend, Rate } from 'k6/metrics';
 import { login, ticketURL, isWelcome, num } from './lib.js';
@@ -13,6 +14,7 @@ const DURATION = __ENV.DURATION || '30s';
 const cycle = new Trend('cycle_duration', true);
 const welcomed = new Rate('welcomed');
 
+/** @type {import('k6/options').Options} */
 export const options = {
   scenarios: {
     churn: {
@@ -35,6 +37,7 @@ export function setup() {
   return { token: login() };
 }
 
+/** @param {{token: string}} data */
 export default function (data) {
   const start = Date.now();
   const url = ticketURL(data.token);
@@ -42,19 +45,23 @@ export default function (data) {
     welcomed.add(false);
     return;
   }
+  let opened = false;
   let ok = false;
-  const res = ws.connect(url, null, function (socket) {
-    socket.on('message', function (msg) {
-      ok = isWelcome(msg);
-      socket.close();
-    });
-    socket.setTimeout(function () {
-      socket.close();
-    }, 5000);
-  });
-  check(res, { 'status 101': (r) => r && r.status === 101 });
-  welcomed.add(ok);
-  if (ok) {
-    cycle.add(Date.now() - start);
-  }
+  const socket = new WebSocket(url);
+  const timeout = setTimeout(() => socket.close(), 5000);
+  socket.onopen = () => {
+    opened = true;
+  };
+  socket.onmessage = (event) => {
+    if (!ok && event && isWelcome(event.data)) {
+      ok = true;
+      cycle.add(Date.now() - start);
+    }
+    socket.close();
+  };
+  socket.onclose = () => {
+    clearTimeout(timeout);
+    check(opened, { 'upgraded (101)': (o) => o });
+    welcomed.add(ok);
+  };
 }

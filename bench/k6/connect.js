@@ -3,7 +3,8 @@
 // that every connection gets its welcome.
 //
 //   k6 run -e CONNS=1000 -e RATE=200 -e HOLD=30 bench/k6/connect.js
-import ws from 'k6/ws';
+import { WebSocket } from 'k6/websockets';
+import { setTimeout } from 'k6/timers';
 import { check } from 'k6';
 import { Rate } from 'k6/metrics';
 import { login, ticketURL, isWelcome, num } from './lib.js';
@@ -14,6 +15,7 @@ const HOLD = num('HOLD', 30);
 
 const welcomed = new Rate('welcomed');
 
+/** @type {import('k6/options').Options} */
 export const options = {
   scenarios: {
     connect: {
@@ -23,6 +25,9 @@ export const options = {
       duration: `${Math.ceil(CONNS / RATE)}s`,
       preAllocatedVUs: Math.min(CONNS, RATE * (HOLD + 5)),
       maxVUs: CONNS,
+      // The last connections start at the end of duration and are held
+      // HOLD seconds: k6's default gracefulStop (30s) would cut them short.
+      gracefulStop: `${HOLD + 10}s`,
     },
   },
   thresholds: {
@@ -36,23 +41,27 @@ export function setup() {
   return { token: login() };
 }
 
+/** @param {{token: string}} data */
 export default function (data) {
   const url = ticketURL(data.token);
   if (url === null) {
     welcomed.add(false);
     return;
   }
+  let opened = false;
   let gotWelcome = false;
-  const res = ws.connect(url, null, function (socket) {
-    socket.on('message', function (msg) {
-      if (!gotWelcome) {
-        gotWelcome = isWelcome(msg);
-      }
-    });
-    socket.setTimeout(function () {
-      socket.close();
-    }, HOLD * 1000);
-  });
-  check(res, { 'status 101': (r) => r && r.status === 101 });
-  welcomed.add(gotWelcome);
+  const socket = new WebSocket(url);
+  socket.onopen = () => {
+    opened = true;
+  };
+  socket.onmessage = (event) => {
+    if (!gotWelcome && event) {
+      gotWelcome = isWelcome(event.data);
+    }
+  };
+  socket.onclose = () => {
+    check(opened, { 'upgraded (101)': (o) => o });
+    welcomed.add(gotWelcome);
+  };
+  setTimeout(() => socket.close(), HOLD * 1000);
 }

@@ -2,10 +2,11 @@
 // for DURATION_S seconds and time the echo. The server must run with -echo.
 //
 //   k6 run -e CONNS=100 -e DURATION_S=30 bench/k6/echo.js
-import ws from 'k6/ws';
+import { WebSocket } from 'k6/websockets';
+import { setTimeout, setInterval, clearInterval } from 'k6/timers';
 import { check } from 'k6';
 import { Trend } from 'k6/metrics';
-import { login, ticketURL, num } from './lib.js';
+import { login, ticketURL, parse, num } from './lib.js';
 
 const CONNS = num('CONNS', 100);
 const DURATION_S = num('DURATION_S', 30);
@@ -14,6 +15,7 @@ const SIZE = num('SIZE', 64);
 
 const rtt = new Trend('echo_rtt', true);
 
+/** @type {import('k6/options').Options} */
 export const options = {
   scenarios: {
     echo: {
@@ -33,27 +35,34 @@ export function setup() {
   return { token: login() };
 }
 
+/** @param {{token: string}} data */
 export default function (data) {
   const url = ticketURL(data.token);
   if (url === null) {
     return;
   }
   const pad = 'x'.repeat(Math.max(0, SIZE - 30));
-  const res = ws.connect(url, null, function (socket) {
-    socket.on('open', function () {
-      socket.setInterval(function () {
-        socket.send(JSON.stringify({ ms: Date.now(), p: pad }));
-      }, INTERVAL_MS);
-    });
-    socket.on('message', function (raw) {
-      const msg = JSON.parse(raw);
-      if (msg.ms) {
-        rtt.add(Date.now() - msg.ms);
-      }
-    });
-    socket.setTimeout(function () {
-      socket.close();
-    }, DURATION_S * 1000);
-  });
-  check(res, { 'status 101': (r) => r && r.status === 101 });
+  let opened = false;
+  /** @type {any} */
+  let ticker = null;
+  const socket = new WebSocket(url);
+  socket.onopen = () => {
+    opened = true;
+    ticker = setInterval(() => {
+      socket.send(JSON.stringify({ ms: Date.now(), p: pad }));
+    }, INTERVAL_MS);
+  };
+  socket.onmessage = (event) => {
+    const msg = event ? parse(event.data) : null;
+    if (msg !== null && msg.ms) {
+      rtt.add(Date.now() - msg.ms);
+    }
+  };
+  socket.onclose = () => {
+    if (ticker !== null) {
+      clearInterval(ticker);
+    }
+    check(opened, { 'upgraded (101)': (o) => o });
+  };
+  setTimeout(() => socket.close(), DURATION_S * 1000);
 }

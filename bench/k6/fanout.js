@@ -4,11 +4,12 @@
 // publish-to-receive latency.
 //
 //   k6 run -e CONNS=1000 -e MESSAGES=20 -e PUBLISH_KEY=… bench/k6/fanout.js
-import ws from 'k6/ws';
+import { WebSocket } from 'k6/websockets';
+import { setTimeout, clearTimeout } from 'k6/timers';
 import http from 'k6/http';
 import { check, sleep } from 'k6';
 import { Trend, Counter } from 'k6/metrics';
-import { HTTP, USER, PUBLISH_KEY, login, ticketURL, num } from './lib.js';
+import { HTTP, USER, PUBLISH_KEY, login, ticketURL, parse, num } from './lib.js';
 
 const CONNS = num('CONNS', 1000);
 const MESSAGES = num('MESSAGES', 20);
@@ -20,6 +21,7 @@ const LISTEN_S = CONNECT_S + (MESSAGES * INTERVAL_MS) / 1000 + 10;
 const latency = new Trend('delivery_latency', true);
 const delivered = new Counter('deliveries');
 
+/** @type {import('k6/options').Options} */
 export const options = {
   scenarios: {
     listeners: {
@@ -52,6 +54,7 @@ export function setup() {
   return { token: login() };
 }
 
+/** @param {{token: string}} data */
 export function listen(data) {
   const url = ticketURL(data.token);
   if (url === null) {
@@ -59,23 +62,27 @@ export function listen(data) {
   }
   // Close once every message is in, or when the run's time is up.
   let got = 0;
-  const res = ws.connect(url, null, function (socket) {
-    socket.on('message', function (raw) {
-      const msg = JSON.parse(raw);
-      if (msg.type === 'message' && msg.data && msg.data.ms) {
-        latency.add(Date.now() - msg.data.ms);
-        delivered.add(1);
-        got++;
-        if (got === MESSAGES) {
-          socket.close();
-        }
+  let opened = false;
+  const socket = new WebSocket(url);
+  socket.onopen = () => {
+    opened = true;
+  };
+  socket.onmessage = (event) => {
+    const msg = event ? parse(event.data) : null;
+    if (msg !== null && msg.type === 'message' && msg.data && msg.data.ms) {
+      latency.add(Date.now() - msg.data.ms);
+      delivered.add(1);
+      got++;
+      if (got === MESSAGES) {
+        socket.close();
       }
-    });
-    socket.setTimeout(function () {
-      socket.close();
-    }, LISTEN_S * 1000);
-  });
-  check(res, { 'status 101': (r) => r && r.status === 101 });
+    }
+  };
+  const timeout = setTimeout(() => socket.close(), LISTEN_S * 1000);
+  socket.onclose = () => {
+    clearTimeout(timeout);
+    check(opened, { 'upgraded (101)': (o) => o });
+  };
 }
 
 export function publish() {

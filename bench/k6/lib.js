@@ -9,13 +9,22 @@ export const USER = __ENV.USER_NAME || 'maggie';
 export const PWD = __ENV.PASSWORD || 'secret';
 export const PUBLISH_KEY = __ENV.PUBLISH_KEY || '';
 
+/**
+ * num reads a number from the environment.
+ * @param {string} name
+ * @param {number} def used when the variable is unset or empty
+ * @returns {number}
+ */
 export function num(name, def) {
   const v = __ENV[name];
   return v === undefined || v === '' ? def : Number(v);
 }
 
-// login trades the user and password for a JWT; scripts call it in setup()
-// so that every VU shares one token.
+/**
+ * login trades the user and password for a JWT; scripts call it in setup()
+ * so that every VU shares one token.
+ * @returns {string}
+ */
 export function login() {
   const res = http.post(`${HTTP}/auth`, JSON.stringify({ user: USER, pwd: PWD }), {
     headers: { 'Content-Type': 'application/json' },
@@ -24,11 +33,16 @@ export function login() {
   if (!check(res, { 'auth 200': (r) => r.status === 200 })) {
     fail(`POST /auth: ${res.status} ${res.body}`);
   }
-  return res.json('token');
+  return String(res.json('token'));
 }
 
-// ticket trades the token for a one-time ticket and returns the URL to
-// connect to (the configured WS base, so a proxy in front cannot confuse it).
+/**
+ * ticketURL trades the token for a one-time ticket and returns the URL to
+ * connect to (the configured WS base, so a proxy in front cannot confuse
+ * it), or null when /ws_ticket refused.
+ * @param {string} token
+ * @returns {string | null}
+ */
 export function ticketURL(token) {
   const res = http.get(`${HTTP}/ws_ticket`, {
     headers: { Authorization: `Bearer ${token}` },
@@ -40,11 +54,28 @@ export function ticketURL(token) {
   return `${WS}?ticket=${res.json('ticket')}`;
 }
 
-// isWelcome tells the welcome frame the server sends first.
-export function isWelcome(data) {
-  try {
-    return JSON.parse(data).type === 'welcome';
-  } catch (e) {
-    return false;
+/**
+ * parse reads a text frame as JSON; anything else is null.
+ * @param {unknown} data a MessageEvent's data
+ * @returns {any}
+ */
+export function parse(data) {
+  if (typeof data !== 'string') {
+    return null;
   }
+  try {
+    return JSON.parse(data);
+  } catch (e) {
+    return null;
+  }
+}
+
+/**
+ * isWelcome tells the welcome frame the server sends first.
+ * @param {unknown} data
+ * @returns {boolean}
+ */
+export function isWelcome(data) {
+  const msg = parse(data);
+  return msg !== null && msg.type === 'welcome';
 }

@@ -13,6 +13,7 @@ const DURATION = __ENV.DURATION || '30s';
 const UPGRADE_URL = WS.replace(/^ws:/, 'http:').replace(/^wss:/, 'https:');
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
+/** @type {import('k6/options').Options} */
 export const options = {
   scenarios: {
     reject: {

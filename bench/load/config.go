@@ -62,7 +62,10 @@ type Config struct {
 	PinServer []int         // CPUs for started servers; workers get the others; empty: no pinning
 	Procs     int           // GOMAXPROCS for started servers; 0: their default
 	JSONPath  string        // where to write results as JSON; empty: nowhere
-	LogDir    string        // where started servers write their logs
+	HTMLPath  string        // where to write the HTML report; empty: nowhere
+	// Thresholds fail the run (exit 99) when missed.
+	Thresholds []Threshold
+	LogDir     string // where started servers write their logs
 }
 
 // DefaultConfig is what the flags default to.
@@ -119,6 +122,14 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.Procs, "server-procs", 0, "GOMAXPROCS for started servers (0: the Go default, the CPUs they may use)")
 	pin := fs.String("pin", "", "comma list of CPUs for started servers (e.g. 0); the workers run on the other CPUs. Empty: no pinning")
 	fs.StringVar(&c.JSONPath, "json", "", "write results as JSON to this file")
+	fs.StringVar(&c.HTMLPath, "html", "", "write a self-contained HTML report with charts to this file")
+	fs.Func("threshold", "pass/fail criterion, repeatable: [SERVER:]SCENARIO.METRIC<VALUE, e.g. 'connect.p99<200ms', 'reject.rate>20000' (METRIC: p50 p90 p95 p99 max rate, or a table name); a miss exits 99", func(s string) error {
+		th, err := ParseThreshold(s)
+		if err == nil {
+			c.Thresholds = append(c.Thresholds, th)
+		}
+		return err
+	})
 	fs.StringVar(&c.LogDir, "log-dir", c.LogDir, "directory for the logs of started servers")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -204,6 +215,14 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("load: -echo-size must be within 16..1048576")
 	case !strings.HasPrefix(c.WSPath, "/"):
 		return fmt.Errorf("load: -ws-path must start with /")
+	}
+	for _, th := range c.Thresholds {
+		if !slices.Contains(c.Scenarios, th.Scenario) {
+			return fmt.Errorf("load: -threshold %q: scenario %s is not in -scenario", th.Raw, th.Scenario)
+		}
+		if th.Server != "" && len(c.Servers) > 0 && !slices.Contains(c.Servers, th.Server) {
+			return fmt.Errorf("load: -threshold %q: server %s is not in -servers", th.Raw, th.Server)
+		}
 	}
 	if c.Conns > c.workers()*maxConnsPerWorker {
 		return errTooManyPerWorker

@@ -25,8 +25,49 @@ type Result struct {
 	Metrics  []Metric         `json:"metrics"`
 	Statuses map[int]int64    `json:"statuses,omitempty"`
 	Errors   map[string]int64 `json:"errors,omitempty"`
+	// Latency is the distribution behind the scenario's percentiles
+	// (handshake, rejection, delivery, cycle or round trip), for -html.
+	Latency *Histogram `json:"latency,omitempty"`
+	// Timeline is the completed work over time, for -html.
+	Timeline []Sample `json:"timeline,omitempty"`
 
 	ops int64 // units of work: handshakes, rejections, deliveries, cycles, round trips
+}
+
+// Sample is the work done (handshakes, rejections, deliveries, cycles or
+// round trips) by T seconds into the measured phase.
+type Sample struct {
+	T   float64 `json:"t"`
+	Ops int64   `json:"ops"`
+}
+
+// latencyPrefix names each scenario's latency in its metrics.
+var latencyPrefix = map[string]string{
+	"connect": "handshake", "reject": "reject", "fanout": "delivery", "churn": "cycle", "echo": "rtt", "channels": "delivery",
+}
+
+// rateMetric names each scenario's throughput metric.
+var rateMetric = map[string]string{
+	"connect": "handshakes/s", "reject": "rejections/s", "fanout": "deliveries/s", "churn": "cycles/s", "echo": "round trips/s",
+	"channels": "deliveries/s",
+}
+
+// percentiles are the quantiles every latency is reported at, then max.
+var percentiles = []struct {
+	name string
+	q    float64
+}{{"p50", 0.5}, {"p90", 0.9}, {"p95", 0.95}, {"p99", 0.99}}
+
+// addLatency reports h as "<prefix> p50" … "<prefix> p99" and "<prefix> max"
+// and keeps it for the HTML report.
+func (r *Result) addLatency(h *Histogram) {
+	prefix := latencyPrefix[r.Scenario]
+	for _, p := range percentiles {
+		r.add(prefix+" "+p.name, "ms", ms(h.Quantile(p.q)), true)
+	}
+	r.add(prefix+" max", "ms", ms(h.Max()), true)
+	kept := *h
+	r.Latency = &kept
 }
 
 func (r *Result) add(name, unit string, v float64, lowerBetter bool) {
@@ -57,8 +98,7 @@ func (r *Result) fill(t workerResult, rss [3]int64, published int) {
 	switch r.Scenario {
 	case "connect":
 		r.add("handshakes/s", "1/s", perSecond(t.Opened, t.FirstDial, t.LastOpen), false)
-		r.add("handshake p50", "ms", ms(hs.Quantile(0.5)), true)
-		r.add("handshake p99", "ms", ms(hs.Quantile(0.99)), true)
+		r.addLatency(hs)
 		r.add("open conns", "", float64(t.Opened), false)
 		r.add("failed+rejected", "", float64(t.Failed+t.Rejected), true)
 		if rss[2] > 0 && t.Opened > 0 {
@@ -72,8 +112,7 @@ func (r *Result) fill(t workerResult, rss [3]int64, published int) {
 		}
 	case "reject":
 		r.add("rejections/s", "1/s", perSecond(t.Messages, t.Begin, t.End), false)
-		r.add("reject p50", "ms", ms(hs.Quantile(0.5)), true)
-		r.add("reject p99", "ms", ms(hs.Quantile(0.99)), true)
+		r.addLatency(hs)
 		r.add("answered 401", "", float64(t.Statuses[401]), false)
 		r.add("failed", "", float64(t.Failed), true)
 	case "fanout", "channels":
@@ -90,9 +129,7 @@ func (r *Result) fill(t workerResult, rss [3]int64, published int) {
 		if busy > 0 {
 			r.add("deliveries/s", "1/s", float64(t.Messages)/busy.Seconds(), false)
 		}
-		r.add("delivery p50", "ms", ms(lat.Quantile(0.5)), true)
-		r.add("delivery p99", "ms", ms(lat.Quantile(0.99)), true)
-		r.add("delivery max", "ms", ms(lat.Max()), true)
+		r.addLatency(lat)
 		r.add("fan-out done p50", "ms", ms(spread.Quantile(0.5)), true)
 		want := float64(t.Welcomed) * float64(published)
 		if r.Scenario == "channels" { // each connection follows one channel, which gets one message a round
@@ -103,13 +140,11 @@ func (r *Result) fill(t workerResult, rss [3]int64, published int) {
 		}
 	case "churn":
 		r.add("cycles/s", "1/s", perSecond(t.Messages, t.Begin, t.End), false)
-		r.add("cycle p50", "ms", ms(lat.Quantile(0.5)), true)
-		r.add("cycle p99", "ms", ms(lat.Quantile(0.99)), true)
+		r.addLatency(lat)
 		r.add("failed", "", float64(t.Failed+t.Dropped+t.Rejected), true)
 	case "echo":
 		r.add("round trips/s", "1/s", perSecond(t.Messages, t.Begin, t.End), false)
-		r.add("rtt p50", "ms", ms(lat.Quantile(0.5)), true)
-		r.add("rtt p99", "ms", ms(lat.Quantile(0.99)), true)
+		r.addLatency(lat)
 		r.add("open conns", "", float64(t.Opened), false)
 	}
 }

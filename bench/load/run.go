@@ -53,7 +53,15 @@ func Run(cfg Config, stdout, stderr io.Writer) error {
 	if cfg.Repeat > 1 {
 		fmt.Fprintf(stdout, "medians of %d rounds\n", cfg.Repeat)
 	}
-	printTable(stdout, medians(results), names)
+	summary := medians(results)
+	printTable(stdout, summary, names)
+	verdicts := evaluate(cfg.Thresholds, summary, names)
+	passed := printVerdicts(stdout, verdicts)
+	if cfg.HTMLPath != "" {
+		if err := writeHTML(cfg.HTMLPath, &cfg, results, names, verdicts); err != nil {
+			return err
+		}
+	}
 	if cfg.JSONPath != "" {
 		b, err := json.MarshalIndent(results, "", "  ")
 		if err != nil {
@@ -62,6 +70,9 @@ func Run(cfg Config, stdout, stderr io.Writer) error {
 		if err := os.WriteFile(cfg.JSONPath, append(b, '\n'), 0o644); err != nil {
 			return err
 		}
+	}
+	if !passed {
+		return ErrThresholds
 	}
 	return nil
 }
@@ -130,6 +141,27 @@ type coordinator struct {
 	stderr  io.Writer
 	lastLog time.Time
 	done    chan struct{} // closed when the scenario is over
+
+	// The measured phase's work over time, sampled as progress arrives.
+	began    time.Time
+	timeline []Sample
+}
+
+// sample records the work done so far, at most every 100 ms.
+func (co *coordinator) sample(force bool) {
+	if co.began.IsZero() {
+		return
+	}
+	t := time.Since(co.began).Seconds()
+	if n := len(co.timeline); !force && n > 0 && t-co.timeline[n-1].T < 0.1 {
+		return
+	}
+	s := co.sum()
+	ops := s.Messages
+	if co.sc == "connect" {
+		ops = s.Opened
+	}
+	co.timeline = append(co.timeline, Sample{T: t, Ops: ops})
 }
 
 func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, error) {
@@ -177,6 +209,8 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 	cpuBefore, rssReady := t.cpu(), t.rss()
 	var cpuAfter cpuUsage
 	co.broadcast("go")
+	co.began = time.Now()
+	co.sample(true)
 	var rssAfter int64
 	published := 0
 	switch sc {
@@ -237,6 +271,8 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 	if err := co.waitAll("result", time.Now().Add(15*time.Second)); err != nil {
 		return res, err
 	}
+	co.sample(true)
+	res.Timeline = co.timeline
 	total := co.sum()
 	res.fill(total, [3]int64{rssBefore, rssReady, rssAfter}, published)
 	res.addCPU(cpuAfter.sub(cpuBefore), t.pid != 0)
@@ -303,6 +339,7 @@ func (co *coordinator) handle(ev event) error {
 		}
 	}
 	p.kinds[ev.Kind] = true
+	co.sample(false)
 	co.progress(false)
 	return nil
 }

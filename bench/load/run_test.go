@@ -3,6 +3,7 @@ package load
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -193,12 +194,31 @@ func TestRunEveryScenario(t *testing.T) {
 	cfg.Duration, cfg.Hold, cfg.Messages, cfg.Interval = 300*time.Millisecond, 100*time.Millisecond, 3, 20*time.Millisecond
 	cfg.Timeout = 30 * time.Second
 	cfg.JSONPath = t.TempDir() + "/out.json"
+	cfg.HTMLPath = t.TempDir() + "/report.html"
+	for _, s := range []string{"connect.open conns>=40", "fanout.delivered>=100", "connect.open conns>40", "reject.rate>0", "echo.p99<10s"} {
+		th, err := ParseThreshold(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Thresholds = append(cfg.Thresholds, th)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	var out, progress bytes.Buffer
-	if err := Run(cfg, &out, &progress); err != nil {
-		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
+	// Exactly 40 connections open, so "more than 40" must be missed: the
+	// run still writes every report, then fails with ErrThresholds.
+	if err := Run(cfg, &out, &progress); !errors.Is(err, ErrThresholds) {
+		t.Fatalf("run: %v, want ErrThresholds\n%s\nprogress:\n%s", err, out.String(), progress.String())
+	}
+	for _, want := range []string{"✓ connect.open conns>=40", "✓ fanout.delivered>=100", "✓ reject.rate>0", "✓ echo.p99<10s", "✗ connect.open conns>40"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("verdicts lack %q:\n%s", want, out.String())
+		}
+	}
+	page, err := os.ReadFile(cfg.HTMLPath)
+	if err != nil || !strings.Contains(string(page), "<polyline") || !strings.Contains(string(page), "round trips/s") {
+		t.Fatalf("HTML report missing or without charts (%v)", err)
 	}
 	raw, err := os.ReadFile(cfg.JSONPath)
 	if err != nil {
@@ -212,6 +232,12 @@ func TestRunEveryScenario(t *testing.T) {
 		t.Fatalf("%d results, want %d", len(results), len(knownScenarios))
 	}
 	for _, r := range results {
+		if r.Latency == nil || r.Latency.Count() == 0 || len(r.Timeline) < 2 {
+			t.Errorf("%s: no latency histogram or timeline in the JSON", r.Scenario)
+		}
+		for _, p := range []string{"p50", "p90", "p95", "p99", "max"} {
+			metric(t, r, latencyPrefix[r.Scenario]+" "+p)
+		}
 		switch r.Scenario {
 		case "reject":
 			if n := metric(t, r, "answered 401"); n < 1 || metric(t, r, "failed") != 0 {

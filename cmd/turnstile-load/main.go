@@ -27,6 +27,9 @@ func main() {
 	}
 	if err := load.Run(cfg, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "turnstile-load:", err)
+		if errors.Is(err, load.ErrThresholds) {
+			os.Exit(99) // as k6 does when a threshold is missed
+		}
 		os.Exit(1)
 	}
 }

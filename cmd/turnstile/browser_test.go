@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -22,62 +24,172 @@ func requireTool(t *testing.T, path, install string) {
 	}
 }
 
-// TestBrowserReceivesPush drives Debian's Chromium through the -dev demo
-// page: log in, trade the token for a ticket, connect, and show a push.
-func TestBrowserReceivesPush(t *testing.T) {
+// requireNode returns node's path; absent, it skips, or fails in CI.
+func requireNode(t *testing.T) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("node is missing in CI")
+		}
+		t.Skip("node is not installed")
+	}
+	return node
+}
+
+// browser is headless Chromium driven through testdata/browser/driver.js:
+// one JSON command per line in, one JSON answer per line out.
+type browser struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	out    chan string
+	stderr *lockedBuffer
+}
+
+// startBrowser launches Chromium; it is closed at the end of the test.
+func startBrowser(t *testing.T) *browser {
+	t.Helper()
 	dir, _ := filepath.Abs("testdata/browser")
 	requireTool(t, "/usr/bin/chromium", "apt-get install chromium")
 	requireTool(t, filepath.Join(dir, "node_modules", "playwright-core"), "npm ci in "+dir)
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed")
+	node := requireNode(t)
+	b := &browser{t: t, out: make(chan string, 16), stderr: &lockedBuffer{}}
+	b.cmd = exec.Command(node, "driver.js")
+	b.cmd.Dir = dir
+	b.cmd.Stderr = b.stderr
+	var err error
+	if b.in, err = b.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
 	}
-	s := startBinary(t)
-	cmd := exec.Command(node, "browser.js", s.HTTP, "pushed-to-the-browser")
-	cmd.Dir = dir
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
+	out, err := b.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lines := make(chan string, 4)
 	go func() {
 		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
 		for sc.Scan() {
-			lines <- sc.Text()
+			b.out <- sc.Text()
 		}
-		close(lines)
+		close(b.out)
 	}()
-	next := func() string {
+	t.Cleanup(func() {
+		_, _ = io.WriteString(b.in, `{"op":"quit"}`+"\n")
+		done := make(chan struct{})
+		go func() { _ = b.cmd.Wait(); close(done) }()
 		select {
-		case l, ok := <-lines:
-			if !ok {
-				_ = cmd.Wait()
-				t.Fatalf("browser script ended early:\n%s", stderr.String())
-			}
-			return l
-		case <-time.After(60 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Fatalf("browser script silent for 60s:\n%s", stderr.String())
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = b.cmd.Process.Kill()
+			<-done
 		}
-		return ""
+		if t.Failed() {
+			t.Logf("browser log:\n%s", b.stderr.String())
+		}
+	})
+	return b
+}
+
+// do sends one command and returns its value; a failed command fails the test.
+func (b *browser) do(cmd map[string]any) json.RawMessage {
+	b.t.Helper()
+	v, err := b.try(cmd)
+	if err != "" {
+		b.t.Fatalf("browser %v: %s", cmd["op"], err)
 	}
-	if l := next(); l != "READY" {
-		t.Fatalf("want READY, got %q", l)
+	return v
+}
+
+// try sends one command and returns its value or its error text.
+func (b *browser) try(cmd map[string]any) (json.RawMessage, string) {
+	b.t.Helper()
+	line, _ := json.Marshal(cmd)
+	if _, err := b.in.Write(append(line, '\n')); err != nil {
+		b.t.Fatalf("browser driver gone: %v\n%s", err, b.stderr.String())
 	}
-	if n := s.Publish(t, `{"user":"maggie","data":"pushed-to-the-browser"}`); n != 1 {
-		t.Fatalf("recipients %d, want 1", n)
+	select {
+	case l, ok := <-b.out:
+		if !ok {
+			b.t.Fatalf("browser driver ended:\n%s", b.stderr.String())
+		}
+		var ans struct {
+			OK    bool            `json:"ok"`
+			Value json.RawMessage `json:"value"`
+			Error string          `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(l), &ans); err != nil {
+			b.t.Fatalf("browser driver said %q", l)
+		}
+		if !ans.OK {
+			return nil, ans.Error
+		}
+		return ans.Value, ""
+	case <-time.After(90 * time.Second):
+		b.t.Fatalf("browser driver silent for 90s on %s:\n%s", line, b.stderr.String())
 	}
-	if l := next(); !strings.Contains(l, `"type":"message"`) || !strings.Contains(l, "pushed-to-the-browser") {
-		t.Fatalf("browser showed %q", l)
+	return nil, ""
+}
+
+// wait waits until the page expression js is truthy and decodes its value into out.
+func (b *browser) wait(js string, timeout time.Duration, out any) {
+	b.t.Helper()
+	v, err := b.try(map[string]any{"op": "wait", "js": js, "timeout": timeout.Milliseconds()})
+	if err != "" {
+		events := b.do(map[string]any{"op": "eval", "js": "JSON.stringify(window.demo && demo.events)"})
+		b.t.Fatalf("waiting for %s: %s\nevents: %s", js, err, events)
 	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("browser script: %v\n%s", err, stderr.String())
+	if out != nil {
+		if err := json.Unmarshal(v, out); err != nil {
+			b.t.Fatalf("decoding %s: %v", v, err)
+		}
 	}
+}
+
+// eval decodes the value of a page expression into out.
+func (b *browser) eval(js string, out any) {
+	b.t.Helper()
+	v := b.do(map[string]any{"op": "eval", "js": js})
+	if err := json.Unmarshal(v, out); err != nil {
+		b.t.Fatalf("decoding %s: %v", v, err)
+	}
+}
+
+// browserStats is what the driver counted on the page.
+type browserStats struct {
+	Requests      map[string]int `json:"requests"`
+	ConsoleErrors []string       `json:"consoleErrors"`
+	PageErrors    []string       `json:"pageErrors"`
+}
+
+func (b *browser) stats() browserStats {
+	b.t.Helper()
+	var s browserStats
+	if err := json.Unmarshal(b.do(map[string]any{"op": "stats"}), &s); err != nil {
+		b.t.Fatal(err)
+	}
+	return s
+}
+
+// lockedBuffer collects the driver's stderr while the test may read it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // TestBrowserProtocolTicketAndOriginBinding runs DESIGN 1.7 in Chromium:

@@ -55,6 +55,7 @@ type config struct {
 	DrainTimeout        time.Duration
 	LogLevel            slog.Level
 	LogJSON             bool
+	redisConfig
 
 	HistorySize        int
 	HistoryTTL         time.Duration
@@ -128,12 +129,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.IntVar(&c.MaxTicketsPerUser, "max-tickets-per-user", auth.DefaultMaxTicketsPerUser, "most tickets one user may hold within -ticket-ttl; past it /ws_ticket answers 429 (0: no limit)")
 	fs.IntVar(&c.PublishAuthBurst, "publish-auth-burst", 10, "wrong publish keys from one address before it is throttled (429, also for the right key)")
 	fs.DurationVar(&c.PublishAuthInterval, "publish-auth-interval", 6*time.Second, "then one more wrong publish key per address this often")
+	c.redisFlags(fs)
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&compression, "compression", "off", "permessage-deflate (RFC 7692, no context takeover) for clients that offer it: off or on")
 	fs.IntVar(&c.CompressionMinBytes, "compression-min-bytes", 256, "with -compression on, pushed payloads smaller than this go uncompressed")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: turnstile [flags]\n\nEvery flag can also be set as TURNSTILE_<FLAG> (e.g. -ticket-ttl → TURNSTILE_TICKET_TTL); flags win.\n\n")
+		fmt.Fprintf(stderr, "Usage: turnstile [flags]\n       turnstile -version\n       turnstile passwd [-cost N] [-delete] FILE USER\n\nEvery flag can also be set as TURNSTILE_<FLAG> (e.g. -ticket-ttl → TURNSTILE_TICKET_TTL); flags win.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -219,6 +221,7 @@ func (c *config) validate() error {
 	if c.PublishKey != "" && len(c.PublishKey) < 16 {
 		bad("-publish-key is %d bytes: use at least 16 (try: openssl rand -hex 24)", len(c.PublishKey))
 	}
+	errs = append(errs, c.validateRedis()...)
 	if c.JWTIssuer == "" || c.JWTAudience == "" {
 		bad("-jwt-issuer and -jwt-audience must not be empty")
 	}

@@ -5,18 +5,34 @@ import (
 	"net/http"
 )
 
-// demoPage is a one-page client for -dev: log in, take a ticket, connect and
-// show what arrives. It is served only in -dev, at "/".
+// demoPage is a one-page client for -dev, built on the browser client
+// (clients/js): log in, connect, subscribe, publish, and watch reconnects
+// recover. It is served only in -dev, at "/".
 //
 //go:embed demo.html
 var demoPage []byte
 
+// demoClient is clients/js built and minified (npm run demo there). It is
+// committed so that `make run` needs only Go; clients/js's npm test fails
+// when it is stale.
+//
+//go:embed demo/turnstile.min.js
+var demoClient []byte
+
 func serveDemo(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/" {
+	var body []byte
+	switch r.URL.Path {
+	case "/":
+		body = demoPage
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	case "/turnstile.min.js":
+		body = demoClient
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	default:
 		http.NotFound(w, r)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(demoPage)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(body)
 }

@@ -32,6 +32,13 @@ func main() {
 // run is the whole program; it returns the exit status. 2 means the
 // configuration is wrong, 1 that the server could not start or failed.
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "passwd" {
+		return runPasswd(args[1:], os.Stdin, stdout, stderr)
+	}
+	if isVersionFlag(args) {
+		printVersion(stdout)
+		return 0
+	}
 	cfg, err := parseConfig(args, getenv, stderr)
 	if errors.Is(err, errHelp) {
 		return 0
@@ -93,6 +100,8 @@ type server struct {
 	cfg        *config
 	log        *slog.Logger
 	store      *ticket.Map
+	tickets    ticket.Store // the store in use: store, or Redis's with -redis
+	redis      *redisDeps   // nil without -redis
 	users      *auth.Users
 	tokens     *auth.Tokens
 	jwks       *auth.JWKS // nil unless -jwks-url
@@ -166,13 +175,16 @@ func newServer(cfg *config, log *slog.Logger) (*server, error) {
 		return nil, err
 	}
 	s.store = ticket.NewMap(ticket.MapConfig{Capacity: cfg.TicketCapacity})
-	if s.broker, err = newBroker(cfg); err != nil {
+	if s.tickets, err = s.setupRedis(); err != nil {
+		return nil, err
+	}
+	if s.broker, err = s.newBroker(); err != nil {
 		return nil, err
 	}
 	s.ws, err = engine.New(engine.Config{
 		Addr:                cfg.WSAddr,
 		Path:                cfg.WSPath,
-		Store:               s.store,
+		Store:               s.tickets,
 		Origins:             s.origins,
 		HandshakeTimeout:    cfg.HandshakeTime,
 		MaxHeaderBytes:      cfg.MaxHeaderBytes,
@@ -219,7 +231,7 @@ func (s *server) start() error {
 		ClientAddr: clientAddr,
 		Users:      s.users,
 		Tokens:     s.tokens,
-		Store:      s.store,
+		Store:      s.tickets,
 		TicketTTL:  s.cfg.TicketTTL,
 		WSURL:      s.cfg.WSURL,
 		WSPort:     wsPort,
@@ -293,6 +305,10 @@ func (s *server) routes(publish *engine.PublishHandler) http.Handler {
 			writeStatus(w, http.StatusServiceUnavailable, "fd_exhausted")
 			return
 		}
+		if err := s.redisHealth(); err != nil {
+			writeStatus(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
 		writeStatus(w, http.StatusOK, "ready")
 	})
 	return accessLog(s.log, mux)
@@ -317,6 +333,7 @@ func (s *server) shutdown() error {
 	errHTTP := s.http.Shutdown(httpCtx)
 	s.stopSweep()
 	errBroker := s.broker.Close()
+	s.redis.close() // after the broker, which uses its clients
 	return errors.Join(errWS, errHTTP, errBroker)
 }
 

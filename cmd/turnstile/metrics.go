@@ -123,6 +123,8 @@ func newMetricsHandler(s *server) http.Handler {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStatsCollector(s),
 		newAbuseCollector(s),
+		newRedisCollector(s),
+		buildInfoCollector(),
 	)
 	if s.jwks != nil {
 		reg.MustRegister(newJWKSCollector(s.jwks))

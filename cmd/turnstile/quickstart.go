@@ -15,7 +15,8 @@ Never use -dev in production.
 
   publish key (this run only): %[2]s
 
-Open %[1]s/ in a browser for a demo page, or:
+Open %[1]s/#publish-key=%[2]s in a browser for the demo page (the key after # stays in
+the browser: it fills the page's publish box), or:
 
 1. Log in and trade the token for a one-time ticket:
 
