@@ -218,3 +218,29 @@ func TestCompressedPush(t *testing.T) {
 	expect(zc, "user publish", true, big)
 	expect(pc, "user publish", false, big)
 }
+
+// TestDeflateWithProtocol: the 101 answers the subprotocol and the
+// extension together; a malformed extension header is declined, not
+// refused.
+func TestDeflateWithProtocol(t *testing.T) {
+	s := compressionServer(t)
+	for _, tc := range []struct {
+		offer, wantExt string
+	}{
+		{offerDeflate, deflateGranted},
+		{`permessage-deflate; client_max_window_bits="`, ""},
+	} {
+		c := rawDial(t, s.addr)
+		c.send(upgradeRequest("/ws", s.issue(t, "proto"), "Sec-WebSocket-Protocol: turnstile.v1", "Sec-WebSocket-Extensions: "+tc.offer))
+		resp, err := c.readResponse()
+		if err != nil || resp.status != 101 {
+			t.Fatalf("offer %q: status %d %v", tc.offer, resp.status, err)
+		}
+		if got := resp.headers["sec-websocket-protocol"]; got != "turnstile.v1" {
+			t.Errorf("offer %q: Sec-WebSocket-Protocol %q, want turnstile.v1", tc.offer, got)
+		}
+		if got := strings.ReplaceAll(resp.headers["sec-websocket-extensions"], " ", ""); got != tc.wantExt {
+			t.Errorf("offer %q: Sec-WebSocket-Extensions %q, want %q", tc.offer, got, tc.wantExt)
+		}
+	}
+}

@@ -34,13 +34,12 @@ const rsv1 = 0x4
 
 var (
 	extDeflate = []byte("permessage-deflate")
-	// deflateAnswer is the one answer to an offer we accept.
-	deflateAnswer = func() httphead.Option {
-		var p httphead.Parameters
-		p.Set([]byte("server_no_context_takeover"), nil)
-		p.Set([]byte("client_no_context_takeover"), nil)
-		return httphead.Option{Name: extDeflate, Parameters: p}
-	}()
+	// The 101's extension answer, alone or beside the protocol answer,
+	// built once: returning it from OnBeforeUpgrade must not allocate.
+	deflateAnswer = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n"
+	// (Typed as the interface here: converting on return would box.)
+	deflateHeader   ws.HandshakeHeader = ws.HandshakeHeaderString(deflateAnswer)
+	deflateV1Header ws.HandshakeHeader = ws.HandshakeHeaderString(deflateAnswer + "Sec-WebSocket-Protocol: " + ProtocolV1 + "\r\n")
 	// deflateTail ends a message's compressed bytes (RFC 7692 7.2.2: the
 	// sender removed 00 00 ff ff) and adds an empty final block, so the
 	// inflater reports io.EOF at the message's end.
@@ -50,50 +49,81 @@ var (
 	errInflate       = errors.New("engine: invalid deflate data")
 )
 
-// negotiateDeflate is the Upgrader's Negotiate callback when compression
-// is on. It accepts the first permessage-deflate offer whose parameters it
-// can meet, answers it with both no_context_takeover parameters, and
-// declines every other offer by not answering it (the upgrade goes on
-// uncompressed; it never fails for an offer).
-func (l *loop) negotiateDeflate(opt httphead.Option) (httphead.Option, error) {
-	if l.hs.deflate || !bytes.Equal(opt.Name, extDeflate) || !deflateOfferOK(&opt.Parameters) {
-		return httphead.Option{}, nil
+// offeredExtensions is the Upgrader's ExtensionCustom when compression is
+// on: it reads every Sec-WebSocket-Extensions header and notes whether one
+// offer is a permessage-deflate whose parameters we can meet. It never
+// hands gobwas an option (that would allocate one per handshake): the
+// answer is deflateHeader, from OnBeforeUpgrade. An offer we cannot meet,
+// or a header we cannot parse, is declined by not answering it; the
+// upgrade never fails for it.
+func (l *loop) offeredExtensions(v []byte, dst []httphead.Option) ([]httphead.Option, bool) {
+	if l.hs.deflate {
+		return dst, true
 	}
-	l.hs.deflate = true
-	return deflateAnswer, nil
+	x := &l.hs.ext
+	*x = extScan{cur: -1}
+	if httphead.ScanOptions(v, l.scanExt) && (x.found || x.ok) {
+		l.hs.deflate = true
+	}
+	return dst, true
 }
 
-// deflateOfferOK reports whether we can meet an offer's parameters:
-// each known one at most once, no_context_takeover without a value,
-// server_max_window_bits only at 15 (compress/flate always uses a 32 KiB
-// window), client_max_window_bits at any valid value or none (we inflate
-// with a 32 KiB window, which reads any smaller one).
-func deflateOfferOK(p *httphead.Parameters) bool {
-	var seen [4]bool
-	ok := true
-	p.ForEach(func(k, v []byte) bool {
-		i := -1
-		switch string(k) {
-		case "server_no_context_takeover":
-			i, ok = 0, len(v) == 0
-		case "client_no_context_takeover":
-			i, ok = 1, len(v) == 0
-		case "server_max_window_bits":
-			i, ok = 2, string(v) == "15"
-		case "client_max_window_bits":
-			i, ok = 3, len(v) == 0 || windowBitsOK(v)
-		default:
-			ok = false
-		}
-		if ok && seen[i] {
-			ok = false
-		}
-		if ok {
-			seen[i] = true
-		}
-		return ok
-	})
-	return ok
+// extScan is offeredExtensions' state while httphead scans one header; it
+// lives in the handshake scratch, and scanExt is built once per loop, so
+// that scanning allocates nothing.
+type extScan struct {
+	cur       int  // index of the option being read
+	ok, found bool // it can be met so far; an earlier one could
+	seen      [4]bool
+}
+
+// scanExtension is httphead.ScanOptions' callback over l.hs.ext.
+func (l *loop) scanExtension(i int, name, attr, val []byte) httphead.Control {
+	x := &l.hs.ext
+	if i != x.cur {
+		x.found = x.found || x.ok
+		x.cur, x.ok, x.seen = i, bytes.Equal(name, extDeflate), [4]bool{}
+	}
+	if x.ok && attr != nil {
+		x.ok = deflateParamOK(attr, val, &x.seen)
+	}
+	return httphead.ControlContinue
+}
+
+// deflateParamOK reports whether we can meet one parameter of a
+// permessage-deflate offer: each at most once, no_context_takeover
+// without a value, server_max_window_bits only at 15 (compress/flate
+// always uses a 32 KiB window), client_max_window_bits at any valid value
+// or none (we inflate with a 32 KiB window, which reads any smaller one).
+func deflateParamOK(k, v []byte, seen *[4]bool) bool {
+	i, ok := -1, false
+	switch string(k) {
+	case "server_no_context_takeover":
+		i, ok = 0, len(v) == 0
+	case "client_no_context_takeover":
+		i, ok = 1, len(v) == 0
+	case "server_max_window_bits":
+		i, ok = 2, string(v) == "15"
+	case "client_max_window_bits":
+		i, ok = 3, len(v) == 0 || windowBitsOK(v)
+	}
+	if !ok || seen[i] {
+		return false
+	}
+	seen[i] = true
+	return true
+}
+
+// upgradeHeader is the 101's extra headers: the protocol answer
+// (binding.go) and, if negotiated, the extension answer.
+func (l *loop) upgradeHeader() ws.HandshakeHeader {
+	switch {
+	case !l.hs.deflate:
+		return l.hs.protocolHeader()
+	case l.hs.protoV1:
+		return deflateV1Header
+	}
+	return deflateHeader
 }
 
 func windowBitsOK(v []byte) bool {

@@ -73,3 +73,28 @@ func BenchmarkInflate(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHandshakeDeflate admits an upgrade that offers
+// permessage-deflate, beside the same upgrade with compression off (the
+// offer ignored): what negotiating costs a handshake.
+func BenchmarkHandshakeDeflate(b *testing.B) {
+	hdr := []byte(upgradeRequest("/ws", benchGood, "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"))
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("compression=%v", on), func(b *testing.B) {
+			s, err := New(Config{Store: fixedStore{good: []byte(benchGood)}, Compression: on})
+			if err != nil {
+				b.Fatal(err)
+			}
+			l := newLoop(s, nil, 0)
+			c := &Conn{}
+			b.ReportAllocs()
+			for b.Loop() {
+				c.deflate = false
+				if _, ok := l.admit(c, hdr); !ok || c.deflate != on {
+					b.Fatalf("admit ok=%v deflate=%v", ok, c.deflate)
+				}
+				s.openConns.Add(-1)
+			}
+		})
+	}
+}

@@ -116,6 +116,7 @@ type handshakeScratch struct {
 	since    []byte // the URI's since=<offset>:<epoch>, checked; valid until Discard
 	binding         // Origin and Sec-WebSocket-Protocol, for DESIGN 1.7 (binding.go)
 	deflate  bool   // permessage-deflate was accepted (deflate.go)
+	ext      extScan
 }
 
 // newUpgrader builds the loop's Upgrader. Its callbacks write only this
@@ -199,11 +200,12 @@ func (l *loop) newUpgrader() ws.Upgrader {
 				return nil, errRejectUserMax
 			}
 			l.hs.claims = claims
-			return l.hs.protocolHeader(), nil
+			return l.upgradeHeader(), nil
 		},
 	}
 	if cfg.Compression {
-		up.Negotiate = l.negotiateDeflate
+		l.scanExt = l.scanExtension
+		up.ExtensionCustom = l.offeredExtensions
 	}
 	return up
 }

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 )
@@ -56,6 +57,7 @@ type loop struct {
 	utf8Buf [4096]byte // unmasked copy of an incomplete frame's new text
 
 	inflated []byte // the last inflated client message (deflate.go)
+	scanExt  func(int, []byte, []byte, []byte) httphead.Control
 }
 
 type deadline struct {
