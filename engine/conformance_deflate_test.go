@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The compression categories (Autobahn 12 and 13): permessage-deflate
@@ -190,6 +191,9 @@ func TestCompressedPush(t *testing.T) {
 		t.Fatalf("compression not granted: %q", ext)
 	}
 	pc.handshake(s.issue(t, "zip"))
+	if st := s.Stats(); st.DeflateConns != 1 || st.OpenConns != 2 {
+		t.Errorf("Stats: %d compressing of %d open, want 1 of 2", st.DeflateConns, st.OpenConns)
+	}
 	big := []byte(`{"note":"` + strings.Repeat("compress me ", 100) + `"}`)
 	expect := func(c *wsClient, what string, deflated bool, data []byte) {
 		t.Helper()
@@ -217,6 +221,14 @@ func TestCompressedPush(t *testing.T) {
 	}
 	expect(zc, "user publish", true, big)
 	expect(pc, "user publish", false, big)
+	zc.closeNormally(closeNormal)
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Stats().DeflateConns != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := s.Stats().DeflateConns; n != 0 {
+		t.Errorf("after the compressing client closed, Stats.DeflateConns = %d", n)
+	}
 }
 
 // TestDeflateWithProtocol: the 101 answers the subprotocol and the
