@@ -5,55 +5,77 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math/bits"
+	"math/rand/v2"
 	"runtime"
 	"sync/atomic"
 	"time"
 )
 
-// Map is the embedded Store: a fixed-size, sharded hash table of buckets,
-// each one cache line holding bucketSlots atomic pointers to entries and a
-// word of one-byte tags. It never grows and never locks.
+// Map is the embedded Store: a sharded table of fixed-size slots made of
+// plain words, which the garbage collector never scans, grown segment by
+// segment with the number of live tickets, and a byte arena for the claims.
+// It never locks.
 //
-// A ticket's keyed hash (a per-Map random seed, so clients cannot aim at a
-// shard or a bucket) picks a shard, a bucket and a tag byte. A ticket lives in
-// one of its bucket's slots, so every lookup — hit, miss or attacker-chosen —
-// reads one bucket and follows a pointer only where the tag matches (a wrong
-// ticket matches a tag with odds of 1 in 256 per slot). Removing an entry
-// stores nil in its slot; there are no tombstones. When Issue finds a bucket
-// full it simply draws another ticket, which lands somewhere else.
+// Addressing: a ticket names its slot. Issue picks a free slot, then makes
+// the ticket from the slot's number (32 bits) and 96 random bits from
+// crypto/rand, enciphered together under the Map's random key by a keyed
+// 128-bit permutation (see mint), so tickets look like 128 random bits and
+// reveal nothing of the table. Redeem deciphers the text it is given, reads
+// that one slot and compares all 128 bits of the ticket stored there: a
+// guess succeeds only by matching the 96 random bits of a live ticket (odds
+// of 2⁻⁹⁶ per guess even for someone who knew the key), and most guesses
+// name a slot that does not exist, so they are refused without touching the
+// table at all.
+//
+// A slot is four words: the ticket (two words), its expiry, and a state word
+// holding free/busy/live, a generation that changes each time the slot is
+// taken, and the claims' place in the arena. Issue takes a free slot by a CAS
+// to busy, writes the words, then publishes the state live; Redeem and the
+// sweepers remove a live ticket by one CAS of the exact state word they
+// read, so of any number of concurrent redeems exactly one wins, and the
+// generation keeps a slot reused in between from matching.
 //
 // Progress: every operation finishes in a bounded number of its own steps,
-// whatever other goroutines do (wait-free): Redeem reads one bucket and makes
-// at most one CAS and one counter add; Sweep takes its budget of slots; Issue
-// tries at most issueAttempts fresh tickets, each one bucket, plus at most
-// one sweep of fullSweepBudget slots when it meets a full shard. The price of
-// bounding Issue is that it may answer ErrFull a little early under
-// contention (a lost CAS moves it on rather than retrying forever). Nothing
-// ever waits for another goroutine or takes a mutex.
+// whatever other goroutines do (wait-free): Redeem reads one slot and makes
+// at most one CAS and a few counter adds; Sweep takes its budget of slots;
+// Issue probes a bounded number of slots in at most every shard once, plus
+// one sweep of fullSweepBudget slots when its first shard is full. A lost
+// CAS moves Issue on rather than retrying, so under contention it may answer
+// ErrFull a little early. Nothing waits for another goroutine.
 //
 // Capacity: at most Capacity tickets are live (issued, not yet redeemed and
-// not yet reclaimed) at any moment. The capacity is split evenly across
-// shards, and each shard has about slotsPerLive slots per ticket it may hold;
-// since Issue tries up to issueAttempts fresh tickets (other shards, other
-// buckets) before it answers ErrFull, a Map fills to nearly all of its
-// Capacity before refusing (TestFillReachesCapacity measures it: all of it
-// with one shard, over 99% with 64 shards of 1024). Expired but not yet
-// reclaimed tickets count as live until Issue, Redeem, Sweep or Run reclaims
-// them.
+// not yet reclaimed) at any moment, split evenly across shards; Issue tries
+// every shard before ErrFull, so a Map fills to its whole Capacity. Expired
+// but not yet reclaimed tickets count as live until Issue, Redeem, Sweep or
+// Run reclaims them. The claims of the live tickets may take 256 bytes per
+// unit of Capacity on average (a typical record is under 100); past that,
+// too, Issue answers ErrFull.
 //
-// Memory: the table is allocated whole by NewMap and never grows: about 18
-// bytes per unit of Capacity (18 MiB for DefaultCapacity), plus one entry of
-// about 128 bytes per live ticket. The garbage collector scans the whole
-// table every cycle, and a lookup in a large, sparse table usually misses the
-// CPU cache; size Capacity near the real peak of live tickets (issue rate ×
-// TTL, with headroom) rather than far above it.
+// Memory: NewMap allocates only directories (about 16 bytes per 1024 units
+// of Capacity for the table, and half a byte per unit for the arena's chunk
+// directory, the one part the collector scans: 512 KiB at 1M). Slots (32
+// bytes each) come in segments of up to 1024 (32 KiB) as the live count
+// grows, up to 2 slots per unit of Capacity; Issue reuses freed slots first
+// and grows a shard only while it has fewer than about 5 slots per 4 live
+// tickets, so the table stays about 1.25 times the peak of live tickets. A
+// ticket's claims take their encoded size (32 bytes plus 16 per channel
+// plus the strings) in 4 KiB chunks; a chunk goes back to the collector
+// once every ticket in it is gone and no redeemed Claims still refers to
+// its strings (a caller that keeps a Subject for hours and wants no chunk
+// pinned by it can strings.Clone it). Neither slots nor chunks hold
+// pointers, so the collector marks them without scanning them, whatever the
+// number of tickets.
 //
 // All methods are safe for concurrent use.
 type Map struct {
-	seed      maphash.Seed
+	seed      maphash.Seed // spreads the counts of malformed texts
+	key       [mintRounds]uint64
 	shards    []shard
 	shardMask uint64
-	buckets   uint64 // per shard
+	localBits uint   // a slot number is shard<<localBits | local slot
+	segShift  uint   // a local slot is segment<<segShift | index
+	maxSlots  uint64 // per shard
+	arena     arena
 	now       func() time.Time
 
 	// sweepNext is written by every Sweep: keep it off the line that every
@@ -64,7 +86,8 @@ type Map struct {
 
 // MapConfig configures a Map. The zero value works.
 type MapConfig struct {
-	// Capacity is the most live tickets; 0 means DefaultCapacity.
+	// Capacity is the most live tickets; 0 means DefaultCapacity. At most
+	// MaxCapacity.
 	Capacity int
 	// Shards is the number of shards, a power of two; 0 picks one from
 	// GOMAXPROCS. It is lowered to at most Capacity shards.
@@ -78,17 +101,23 @@ type MapConfig struct {
 // default).
 const DefaultCapacity = 1 << 20
 
+// MaxCapacity is the largest Capacity a Map takes: slot numbers are 32 bits
+// and there are up to two slots per unit of capacity.
+const MaxCapacity = 1 << 30
+
 const (
-	// bucketSlots is how many tickets one bucket holds: 7 pointers and one
-	// tag word fill a 64-byte cache line.
-	bucketSlots = 7
-	// slotsPerLive is how many slots the table has per unit of capacity, so
-	// that buckets are at most half full on average and rarely full.
+	// slotsPerLive is how many slots a shard may grow to per ticket it may
+	// hold, so that Issue finds a free slot within a few probes.
 	slotsPerLive = 2
-	// issueAttempts is how many fresh tickets Issue tries before ErrFull.
-	issueAttempts = 16
+	// maxSegSlots is the most slots in one segment (32 KiB).
+	maxSegSlots = 1024
+	// probes is how many slots Issue tries at the shard's cursor before it
+	// grows the shard by one slot.
+	probes = 8
+	// fullProbes is how many slots Issue tries when the shard cannot grow.
+	fullProbes = 64
 	// fullSweepBudget is how many slots Issue sweeps in a full shard before it
-	// gives up on that shard.
+	// moves to the next shard.
 	fullSweepBudget = 256
 	// maxDefaultShards caps the shard count picked from GOMAXPROCS.
 	maxDefaultShards = 1024
@@ -96,43 +125,62 @@ const (
 	cacheLine = 64
 )
 
-// entry is one issued ticket. Its fields other than published are written
-// once before it is stored in a slot and never changed afterwards, so readers
-// need no synchronisation beyond the slot's atomic load. Its address is unique
-// while any slot or reader holds it, which is what makes the removal CAS
-// exactly-once.
-type entry struct {
-	ticket  Ticket
-	expires int64 // unix nanoseconds; the ticket is valid while now < expires
-	claims  Claims
-	// published is set once the entry's tag is written. Sweepers leave an
-	// unpublished entry alone: were it removed and its slot reused before its
-	// issuer wrote the tag, that late write would hide the next entry.
-	published atomic.Bool
+// slot is one ticket's place in the table: plain words only.
+type slot struct {
+	state atomic.Uint64 // see the state word's layout below
+	k0    atomic.Uint64 // the ticket's bytes 0–7, little endian
+	k1    atomic.Uint64 // bytes 8–15
+	exp   atomic.Int64  // unix nanoseconds; valid while now < exp
 }
 
-// bucket is one cache line of the table.
-type bucket struct {
-	// tags holds in byte i the tag of the entry last published in slot i. It
-	// is a hint: a stale byte only costs a pointer load, never a wrong answer.
-	tags  atomic.Uint64
-	slots [bucketSlots]atomic.Pointer[entry]
+// segment is a run of slots allocated at once. It holds no pointer, so the
+// garbage collector never scans it.
+type segment [maxSegSlots]slot
+
+// The state word: bits 0–1 the kind, bits 2–23 the generation, bits 24–63
+// the claims' reference in the arena (see arena.ref).
+const (
+	kindFree  = 0 // no ticket; the generation is the last one's
+	kindBusy  = 1 // an issuer is writing the slot
+	kindLive  = 2 // holds a ticket
+	kindMask  = 3
+	genShift  = 2
+	genBits   = 22
+	genMask   = (1<<genBits - 1) << genShift
+	refShift  = genShift + genBits
+	stateMask = 1<<refShift - 1
+)
+
+func kindOf(st uint64) uint64 { return st & kindMask }
+func refOf(st uint64) uint64  { return st >> refShift }
+
+// nextBusy is the busy state that takes a slot whose state is st: a new
+// generation, so that a CAS of any earlier state word of the slot fails.
+func nextBusy(st uint64) uint64 {
+	return (st+1<<genShift)&genMask | kindBusy
 }
 
-// shard is one independently addressed part of the table. Its counters sit
-// on their own cache line so that counting never contends with the
-// read-mostly bucket header, nor with another shard.
+// freed is the state that removes the ticket of state st.
+func freed(st uint64) uint64 { return st & genMask }
+
+// shard is one independently counted and grown part of the table. Its
+// counters sit on their own cache lines so that counting never contends with
+// the read-mostly header, nor with another shard.
 type shard struct {
-	buckets []bucket
-	limit   int64 // live tickets allowed in this shard
-	_       [cacheLine - 32]byte
+	segs  []atomic.Pointer[segment] // nil until grown into
+	limit int64                     // live tickets allowed in this shard
+	_     [cacheLine - 32]byte
 
-	issued    atomic.Int64 // successful issues
-	redeemed  atomic.Int64
-	expired   atomic.Int64
-	rejected  atomic.Int64
+	top       atomic.Uint64 // slots handed out by growth (may pass maxSlots)
+	cursor    atomic.Uint64 // next slot Issue probes
 	sweepNext atomic.Uint64 // next slot Issue sweeps when the shard is full
-	_         [cacheLine - 40]byte
+	_         [cacheLine - 24]byte
+
+	issued   atomic.Int64 // successful issues
+	redeemed atomic.Int64
+	expired  atomic.Int64
+	rejected atomic.Int64
+	_        [cacheLine - 32]byte
 }
 
 // Stats is a snapshot of a Map's counters. The fields are summed shard by
@@ -146,14 +194,15 @@ type Stats struct {
 	Live     int64  // tickets held: issued and not redeemed nor reclaimed
 }
 
-// NewMap returns an empty Map for cfg. It allocates the whole table at once
-// (see Map). It panics on a negative Capacity or a Shards that is not a power
-// of two, which are programming errors.
+// NewMap returns an empty Map for cfg. It allocates only directories; the
+// table and the arena grow with use (see Map). It panics on a Capacity that
+// is negative or above MaxCapacity, or a Shards that is not a power of two,
+// which are programming errors.
 func NewMap(cfg MapConfig) *Map {
 	capacity := cfg.Capacity
 	switch {
-	case capacity < 0:
-		panic(fmt.Sprintf("ticket: negative capacity %d", capacity))
+	case capacity < 0 || capacity > MaxCapacity:
+		panic(fmt.Sprintf("ticket: capacity %d is not within 0..%d", capacity, MaxCapacity))
 	case capacity == 0:
 		capacity = DefaultCapacity
 	}
@@ -169,26 +218,32 @@ func NewMap(cfg MapConfig) *Map {
 		shards /= 2
 	}
 	perShard := (capacity + shards - 1) / shards
-	buckets := (slotsPerLive*perShard + bucketSlots - 1) / bucketSlots
+	segSlots := min(ceilPow2(slotsPerLive*perShard), maxSegSlots)
+	segs := (slotsPerLive*perShard + segSlots - 1) / segSlots
+	maxSlots := uint64(segs * segSlots)
 
 	m := &Map{
 		seed:      maphash.MakeSeed(),
 		shards:    make([]shard, shards),
 		shardMask: uint64(shards - 1),
-		buckets:   uint64(buckets),
+		localBits: uint(bits.Len64(maxSlots - 1)),
+		segShift:  uint(bits.TrailingZeros(uint(segSlots))),
+		maxSlots:  maxSlots,
 		now:       cfg.Now,
 	}
 	if m.now == nil {
 		m.now = time.Now
 	}
+	m.key = newMintKey()
 	for i := range m.shards {
-		m.shards[i].buckets = make([]bucket, buckets)
+		m.shards[i].segs = make([]atomic.Pointer[segment], segs)
 		// Spread the remainder so that the limits sum to capacity exactly.
 		m.shards[i].limit = int64(capacity / shards)
 		if i < capacity%shards {
 			m.shards[i].limit++
 		}
 	}
+	m.arena.init(capacity, shards)
 	return m
 }
 
@@ -200,93 +255,145 @@ func ceilPow2(n int) int {
 	return 1 << bits.Len(uint(n-1))
 }
 
-// locate returns the shard and bucket of t, and its tag.
-func (m *Map) locate(t *Ticket) (*shard, *bucket, uint8) {
-	h := maphash.Bytes(m.seed, t[:])
-	s := &m.shards[h&m.shardMask]
-	// The shard takes the low bits (at most 10), the tag bits 16 to 23, and
-	// the bucket the high bits (h × buckets / 2⁶⁴: uniform over any count).
-	i, _ := bits.Mul64(h, m.buckets)
-	return s, &s.buckets[i], uint8(h >> 16)
+// slotAt returns local slot i of s, or nil if its segment is not allocated.
+func (m *Map) slotAt(s *shard, i uint64) *slot {
+	seg := s.segs[i>>m.segShift].Load()
+	if seg == nil {
+		return nil
+	}
+	return &seg[i&(1<<m.segShift-1)]
 }
 
 // Issue stores c under a fresh ticket valid while now < now+ttl and returns
 // the ticket. A ticket never outlives the session it was traded for: when
 // c.SessionExpires is set and earlier, the ticket expires then. A ttl ≤ 0
-// issues a ticket that never redeems. Issue keeps c as given (the caller must
-// not change c.Channels afterwards) and allocates one entry. It fails
-// with ErrFull when the Map holds its Capacity of live tickets (or a little
-// before: see Map), and with the crypto/rand error if randomness fails.
+// issues a ticket that never redeems. Issue copies c's strings into the
+// Map's arena (the caller may change c.Channels afterwards). It fails with
+// ErrFull when the Map holds its Capacity of live tickets or its arena
+// budget of claims, and with the crypto/rand error if randomness fails.
 // Safe for concurrent use; wait-free (bounded).
 func (m *Map) Issue(c Claims, now time.Time, ttl time.Duration) (Ticket, error) {
+	r, err := New()
+	if err != nil {
+		return Ticket{}, err
+	}
+	return m.issue(c, now, ttl, &r)
+}
+
+// issue is Issue with the random bits given.
+func (m *Map) issue(c Claims, now time.Time, ttl time.Duration, r *Ticket) (Ticket, error) {
 	nowNano := now.UnixNano()
 	expires := now.Add(ttl)
 	if !c.SessionExpires.IsZero() && c.SessionExpires.Before(expires) {
 		expires = c.SessionExpires
 	}
-	e := &entry{expires: expires.UnixNano(), claims: c}
-	swept := false // one sweep per call bounds the cost of a full Map
-	for range issueAttempts {
-		t, err := New()
-		if err != nil {
-			return Ticket{}, err
+	first := rand.Uint64() & m.shardMask
+	for i := range uint64(len(m.shards)) {
+		si := (first + i) & m.shardMask
+		s := &m.shards[si]
+		if !s.reserve() {
+			// Expired tickets may be all that fills the shard: reclaim some,
+			// once per call, which bounds the cost of a full Map.
+			if i > 0 || m.sweepShard(s, nowNano, fullSweepBudget) == 0 || !s.reserve() {
+				continue
+			}
 		}
-		// e is not yet in any slot, so it may still change.
-		e.ticket = t
-		inserted, didSweep := m.insert(e, nowNano, !swept)
-		if inserted {
-			return t, nil
+		local, st, ok := m.take(s, nowNano)
+		if !ok {
+			s.issued.Add(-1) // give the reservation back
+			continue
 		}
-		swept = swept || didSweep
+		ref, ok := m.arena.put(&c, int(si))
+		if !ok {
+			m.slotAt(s, local).state.Store(freed(st))
+			s.issued.Add(-1)
+			return Ticket{}, ErrFull
+		}
+		idx := si<<m.localBits | local
+		t := m.mint(idx, r)
+		sl := m.slotAt(s, local)
+		k0, k1 := ticketWords(&t)
+		sl.k0.Store(k0)
+		sl.k1.Store(k1)
+		sl.exp.Store(expires.UnixNano())
+		// Publishing makes the words above visible to whoever loads this
+		// state: nobody can look for t before Issue returns it.
+		sl.state.Store(st&^kindMask | kindLive | ref<<refShift)
+		return t, nil
 	}
 	return Ticket{}, ErrFull
 }
 
-// insert reserves room in e's shard and publishes e in a free or expired
-// slot of its bucket; if there is none it reports false and leaves no trace.
-// When the shard is full and sweepIfFull is set, it first sweeps part of the
-// shard for expired tickets, and reports that it did.
-func (m *Map) insert(e *entry, nowNano int64, sweepIfFull bool) (inserted, swept bool) {
-	s, b, tag := m.locate(&e.ticket)
-	if !s.reserve() {
-		if !sweepIfFull {
-			return false, false
+// take finds a free or expired slot of s and makes it busy. It returns the
+// local slot and its busy state. It tries probes slots at the cursor (where
+// freed slots are reused, keeping the table dense); then, while the shard
+// has fewer than about 5 slots per 4 live tickets, it grows the shard by one
+// slot, and otherwise (or when it cannot grow) tries fullProbes more, since
+// at least a fifth of the slots are then free.
+func (m *Map) take(s *shard, nowNano int64) (local, st uint64, ok bool) {
+	try := func(n int) (uint64, uint64, bool) {
+		top := s.grown(m.maxSlots)
+		if top == 0 {
+			return 0, 0, false
 		}
-		if m.sweepShard(s, nowNano, fullSweepBudget) == 0 || !s.reserve() {
-			return false, true
+		for range n {
+			i := (s.cursor.Add(1) - 1) % top
+			if st, ok := m.tryTake(s, i, nowNano); ok {
+				return i, st, true
+			}
 		}
-		swept = true
+		return 0, 0, false
 	}
-	for i := range b.slots {
-		slot := &b.slots[i]
-		old := slot.Load()
-		if old != nil && !old.reclaimable(nowNano) {
-			continue
-		}
-		// Empty, or expired: take it. Losing the CAS means another issuer
-		// or a sweeper got there first; try the next slot.
-		if !slot.CompareAndSwap(old, e) {
-			continue
-		}
-		// Only the slot's owner writes its tag byte, and only now. Until the
-		// Or the byte is stale or 0, which is harmless: nobody can look for
-		// e's ticket before Issue returns it.
-		shift := 8 * uint(i)
-		b.tags.And(^(0xFF << shift))
-		b.tags.Or(uint64(tag) << shift)
-		e.published.Store(true)
-		if old != nil {
-			s.expired.Add(1)
-		}
-		return true, swept
+	if local, st, ok = try(probes); ok {
+		return local, st, ok
 	}
-	s.issued.Add(-1) // give the reservation back
-	return false, swept
+	live := uint64(max(s.issued.Load()-s.redeemed.Load()-s.expired.Load(), 0))
+	if tight := 4*s.grown(m.maxSlots) < 5*live+4*probes; !tight {
+		if local, st, ok = try(fullProbes); ok {
+			return local, st, ok
+		}
+	}
+	if i := s.top.Add(1) - 1; i < m.maxSlots {
+		segs := &s.segs[i>>m.segShift]
+		if segs.Load() == nil {
+			// Whoever loses this CAS drops its segment and uses the
+			// winner's: one CAS, no waiting.
+			segs.CompareAndSwap(nil, new(segment))
+		}
+		if st, ok := m.tryTake(s, i, nowNano); ok {
+			return i, st, true
+		}
+	}
+	return try(fullProbes)
 }
 
-// reclaimable reports whether e has expired at nowNano and may be removed.
-func (e *entry) reclaimable(nowNano int64) bool {
-	return nowNano >= e.expires && e.published.Load()
+// tryTake makes local slot i of s busy if it is free or holds a ticket
+// expired at nowNano, and returns its busy state.
+func (m *Map) tryTake(s *shard, i uint64, nowNano int64) (uint64, bool) {
+	sl := m.slotAt(s, i)
+	if sl == nil {
+		return 0, false
+	}
+	st := sl.state.Load()
+	switch kindOf(st) {
+	case kindFree:
+	case kindLive:
+		if nowNano < sl.exp.Load() {
+			return 0, false
+		}
+	default:
+		return 0, false
+	}
+	busy := nextBusy(st)
+	if !sl.state.CompareAndSwap(st, busy) {
+		return 0, false // another issuer, a redeem or a sweeper got there first
+	}
+	if kindOf(st) == kindLive {
+		// The CAS of st proves the expiry read belonged to this ticket.
+		s.expired.Add(1)
+		m.arena.release(refOf(st))
+	}
+	return busy, true
 }
 
 // reserve counts one more live ticket in s unless that would pass its limit.
@@ -300,25 +407,13 @@ func (s *shard) reserve() bool {
 	return false
 }
 
-// Byte-wise constants for matching a tag against all of a bucket's tags.
-const (
-	lowBits  = 0x0101010101010101
-	highBits = 0x0080808080808080 // the top byte holds no slot
-)
-
-// matchTags returns a mask with the high bit set in the byte of every slot
-// whose tag is tag (and, rarely, of a slot just above one: the ticket
-// comparison that follows weeds those out).
-func matchTags(tags uint64, tag uint8) uint64 {
-	x := tags ^ (lowBits * uint64(tag))
-	return (x - lowBits) &^ x & highBits
-}
-
 // Redeem parses text as a ticket and consumes it: of any number of concurrent
 // calls with the same ticket, exactly one gets the claims, and only while now
 // is before the ticket's expiry. Malformed, unknown, expired and used tickets
-// all fail with ErrInvalid. Safe for concurrent use; wait-free; never
-// allocates.
+// all fail with ErrInvalid. The claims' strings live in the Map's arena,
+// never written again: they stay valid for as long as the caller keeps
+// them. Safe for concurrent use; wait-free; allocates nothing but the
+// Channels slice (one allocation, only for claims that have channels).
 func (m *Map) Redeem(text []byte, now time.Time) (Claims, error) {
 	t, err := Parse(text)
 	if err != nil {
@@ -326,89 +421,124 @@ func (m *Map) Redeem(text []byte, now time.Time) (Claims, error) {
 		m.shards[maphash.Bytes(m.seed, text)&m.shardMask].rejected.Add(1)
 		return Claims{}, ErrInvalid
 	}
-	s, b, tag := m.locate(&t)
-	for match := matchTags(b.tags.Load(), tag); match != 0; match &= match - 1 {
-		slot := &b.slots[bits.TrailingZeros64(match)/8]
-		e := slot.Load()
-		if e == nil || e.ticket != t {
-			continue
+	idx := m.slotOf(&t)
+	si, local := idx>>m.localBits, idx&(1<<m.localBits-1)
+	if si > m.shardMask || local >= m.maxSlots {
+		// No such slot: most guesses end here, reading nothing.
+		m.shards[idx&m.shardMask].rejected.Add(1)
+		return Claims{}, ErrInvalid
+	}
+	s := &m.shards[si]
+	if sl := m.slotAt(s, local); sl != nil {
+		st := sl.state.Load()
+		k0, k1 := ticketWords(&t)
+		if kindOf(st) == kindLive && sl.k0.Load() == k0 && sl.k1.Load() == k1 {
+			exp := sl.exp.Load()
+			// Removing it is the one step that decides who wins: the state
+			// word carries a generation, so only one CAS from it succeeds.
+			if sl.state.CompareAndSwap(st, freed(st)) {
+				ref := refOf(st)
+				if now.UnixNano() < exp {
+					c := m.arena.claims(ref)
+					m.arena.release(ref)
+					s.redeemed.Add(1)
+					return c, nil
+				}
+				m.arena.release(ref)
+				s.expired.Add(1)
+			}
 		}
-		// Found. Removing it is the one step that decides who wins: an
-		// entry's address is unique, so only one CAS from it can succeed.
-		won := slot.CompareAndSwap(e, nil)
-		switch {
-		case won && now.UnixNano() < e.expires:
-			s.redeemed.Add(1)
-			return e.claims, nil
-		case won:
-			s.expired.Add(1)
-		}
-		break
 	}
 	s.rejected.Add(1)
 	return Claims{}, ErrInvalid
 }
 
 // Sweep reclaims expired tickets (expiry ≤ now) from up to budget slots,
-// continuing where the previous Sweep stopped and walking the table shard by
-// shard, and returns how many it reclaimed. It never stops a shard: Issue and
-// Redeem run on beside it. Safe for concurrent use; concurrent Sweeps take
-// disjoint runs of slots.
+// continuing where the previous Sweep stopped and walking the grown part of
+// the table shard by shard, and returns how many it reclaimed. It never
+// stops a shard: Issue and Redeem run on beside it. Safe for concurrent use;
+// concurrent Sweeps take disjoint runs of slots.
 func (m *Map) Sweep(now time.Time, budget int) int {
-	if budget <= 0 {
+	total := m.slotCount()
+	if budget <= 0 || total == 0 {
 		return 0
 	}
 	nowNano := now.UnixNano()
-	perShard := m.buckets * bucketSlots
-	pos := (m.sweepNext.Add(uint64(budget)) - uint64(budget)) % m.slotCount()
+	pos := (m.sweepNext.Add(uint64(budget)) - uint64(budget)) % total
+	// Find the shard that holds position pos of the grown slots.
+	si := 0
+	for ; ; si++ {
+		n := m.shards[si].grown(m.maxSlots)
+		if pos < n {
+			break
+		}
+		pos -= n
+	}
 	reclaimed := 0
-	for range budget {
-		s := &m.shards[pos/perShard]
-		if s.reclaim(pos%perShard, nowNano) {
+	for range min(uint64(budget), total) {
+		s := &m.shards[si]
+		for pos >= s.grown(m.maxSlots) { // also skips shards not grown at all
+			pos, si = 0, (si+1)&int(m.shardMask)
+			s = &m.shards[si]
+		}
+		if m.reclaim(s, pos, nowNano) {
 			reclaimed++
 		}
-		if pos++; pos == m.slotCount() {
-			pos = 0
-		}
+		pos++
 	}
 	return reclaimed
 }
 
-// slotCount is the number of slots in the table.
+// grown is the number of slots s has grown into.
+func (s *shard) grown(maxSlots uint64) uint64 { return min(s.top.Load(), maxSlots) }
+
+// slotCount is the number of slots the table has grown into: what one pass
+// of Sweep visits.
 func (m *Map) slotCount() uint64 {
-	return uint64(len(m.shards)) * m.buckets * bucketSlots
+	var n uint64
+	for i := range m.shards {
+		n += m.shards[i].grown(m.maxSlots)
+	}
+	return n
 }
 
 // sweepShard reclaims expired tickets from up to budget slots of s,
 // continuing where its previous sweep stopped, and returns how many it
 // reclaimed.
 func (m *Map) sweepShard(s *shard, nowNano int64, budget int) int {
-	perShard := m.buckets * bucketSlots
-	pos := (s.sweepNext.Add(uint64(budget)) - uint64(budget)) % perShard
+	top := s.grown(m.maxSlots)
+	if top == 0 {
+		return 0
+	}
+	pos := (s.sweepNext.Add(uint64(budget)) - uint64(budget)) % top
 	reclaimed := 0
-	for range budget {
-		if s.reclaim(pos, nowNano) {
+	for range min(uint64(budget), top) {
+		if m.reclaim(s, pos, nowNano) {
 			reclaimed++
 		}
-		if pos++; pos == perShard {
+		if pos++; pos == top {
 			pos = 0
 		}
 	}
 	return reclaimed
 }
 
-// reclaim empties slot i of s if it holds a ticket expired at nowNano.
-func (s *shard) reclaim(i uint64, nowNano int64) bool {
-	slot := &s.buckets[i/bucketSlots].slots[i%bucketSlots]
-	e := slot.Load()
-	if e == nil || !e.reclaimable(nowNano) || !slot.CompareAndSwap(e, nil) {
+// reclaim empties local slot i of s if it holds a ticket expired at nowNano.
+func (m *Map) reclaim(s *shard, i uint64, nowNano int64) bool {
+	sl := m.slotAt(s, i)
+	if sl == nil {
 		return false
 	}
+	st := sl.state.Load()
+	if kindOf(st) != kindLive || nowNano < sl.exp.Load() || !sl.state.CompareAndSwap(st, freed(st)) {
+		return false
+	}
+	m.arena.release(refOf(st))
 	s.expired.Add(1)
 	return true
 }
 
-// Run sweeps the whole table once every interval (every ≤ 0 means one
+// Run sweeps the grown table once every interval (every ≤ 0 means one
 // second), in slices so that no single Sweep runs long, until ctx is done. It
 // uses MapConfig.Now as the clock. An interval near the ticket TTL keeps
 // expired tickets from lingering much longer than they lived. Run it on its
@@ -418,7 +548,6 @@ func (m *Map) Run(ctx context.Context, every time.Duration) {
 	if every <= 0 {
 		every = time.Second
 	}
-	total := int(m.slotCount())
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -430,6 +559,7 @@ func (m *Map) Run(ctx context.Context, every time.Duration) {
 		if m.Stats().Live == 0 {
 			continue // an idle server need not read the whole table
 		}
+		total := int(m.slotCount())
 		for done := 0; done < total; done += slice {
 			if ctx.Err() != nil {
 				return

@@ -398,7 +398,10 @@ func TestRedeemDoesNotAllocate(t *testing.T) {
 	const n = 100
 	texts := make([][]byte, n+1)
 	for i := range texts {
-		texts[i] = text(mustIssue(t, m, Claims{Subject: "maggie"}, t0, time.Minute))
+		// Every field set but Channels: the arena decodes strings and the
+		// session expiry without allocating.
+		texts[i] = text(mustIssue(t, m, Claims{Subject: "maggie", SessionExpires: t0.Add(time.Hour),
+			RemoteAddr: "127.0.0.1:1", Origin: "https://example.com"}, t0, time.Minute))
 	}
 	unknown, _ := New()
 	miss := text(unknown)
@@ -419,6 +422,21 @@ func TestRedeemDoesNotAllocate(t *testing.T) {
 			t.Fatal("malformed ticket redeemed")
 		}
 	})
+	withChannels := make([][]byte, n+1)
+	for i := range withChannels {
+		withChannels[i] = text(mustIssue(t, m, Claims{Subject: "maggie", Channels: []string{"news", "chat:*"}}, t0, time.Minute))
+	}
+	j := 0
+	chanAllocs := testing.AllocsPerRun(n, func() {
+		c, err := m.Redeem(withChannels[j], t0)
+		if err != nil || len(c.Channels) != 2 || c.Channels[1] != "chat:*" {
+			t.Fatalf("redeem with channels: %v %q", err, c.Channels)
+		}
+		j++
+	})
+	if chanAllocs != 1 {
+		t.Fatalf("Redeem with channels allocs %v; want 1 (the Channels slice)", chanAllocs)
+	}
 	if hit != 0 || missAllocs != 0 {
 		t.Fatalf("Redeem allocs: hit %v, miss %v; want 0 and 0", hit, missAllocs)
 	}
@@ -432,10 +450,14 @@ func TestNewMapConfig(t *testing.T) {
 	if n := len(m.shards); n&(n-1) != 0 || n < runtime.GOMAXPROCS(0) {
 		t.Fatalf("zero config: %d shards; want a power of two ≥ GOMAXPROCS", n)
 	}
-	if slots := m.slotCount(); slots < slotsPerLive*DefaultCapacity {
-		t.Fatalf("zero config: %d slots for capacity %d", slots, DefaultCapacity)
+	// The table may grow to slotsPerLive slots per ticket, but starts empty.
+	if slots := uint64(len(m.shards)) * m.maxSlots; slots < slotsPerLive*DefaultCapacity {
+		t.Fatalf("zero config: room for %d slots for capacity %d", slots, DefaultCapacity)
 	}
-	for _, bad := range []MapConfig{{Capacity: -1}, {Shards: 3}, {Shards: -2}} {
+	if grown := m.slotCount(); grown != 0 {
+		t.Fatalf("zero config: %d slots allocated before any Issue; want 0", grown)
+	}
+	for _, bad := range []MapConfig{{Capacity: -1}, {Capacity: MaxCapacity + 1}, {Shards: 3}, {Shards: -2}} {
 		func() {
 			defer func() {
 				if recover() == nil {

@@ -9,9 +9,9 @@
 //
 // Map's progress guarantees: every operation is wait-free, finishing in a
 // bounded number of its own steps whatever other goroutines do. Redeem reads
-// one bucket (one cache line) and makes at most one CAS and one counter add;
-// Sweep visits its budget of slots; Issue makes a fixed number of attempts,
-// each one bucket, then answers ErrFull. No operation ever waits for another
+// the one slot its ticket names and makes at most one CAS and a few counter
+// adds; Sweep visits its budget of slots; Issue probes a bounded number of
+// slots per shard, then answers ErrFull. No operation ever waits for another
 // goroutine, and none takes a mutex.
 //
 // This package must never log a ticket, verify a JWT, hash a password, block
@@ -120,6 +120,7 @@ type Claims struct {
 	// SessionExpires is the expiry of the token the ticket was traded for.
 	SessionExpires time.Time
 	// Channels the connection may subscribe to (reserved for channels).
+	// Read-only once returned by a Store (see Map.Redeem).
 	Channels []string
 	// RemoteAddr and Origin the ticket was issued to, for later binding checks.
 	RemoteAddr string

@@ -66,6 +66,10 @@ type Config struct {
 	// Thresholds fail the run (exit 99) when missed.
 	Thresholds []Threshold
 	LogDir     string // where started servers write their logs
+	// Nodes are the cluster sizes to run (-nodes): with any above 1, each
+	// size is that many turnstile nodes on one redis-server; [1]: one
+	// server as usual.
+	Nodes []int
 }
 
 // DefaultConfig is what the flags default to.
@@ -87,6 +91,7 @@ func DefaultConfig() Config {
 		Sources:   32,
 		Timeout:   60 * time.Second,
 		LogDir:    "bench/results",
+		Nodes:     []int{1},
 	}
 }
 
@@ -131,6 +136,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 		return err
 	})
 	fs.StringVar(&c.LogDir, "log-dir", c.LogDir, "directory for the logs of started servers")
+	nodes := fs.String("nodes", "1", "turnstile nodes on one redis-server they start with (connect, fanout, channels): tickets from one node, connections to the next, publishes at the first; a comma list (1,3) runs each size and prints the ratio to the first")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -139,6 +145,10 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	}
 	c.Scenarios = splitList(*scenarios)
 	c.Servers = splitList(*servers)
+	var err error
+	if c.Nodes, err = parseNodes(*nodes); err != nil {
+		return c, err
+	}
 	for _, f := range splitList(*pin) {
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 0 || n >= runtime.NumCPU() {
@@ -216,13 +226,20 @@ func (c *Config) Validate() error {
 	case !strings.HasPrefix(c.WSPath, "/"):
 		return fmt.Errorf("load: -ws-path must start with /")
 	}
+	names := c.Servers
+	if c.clustered() {
+		names = c.clusterNames()
+	}
 	for _, th := range c.Thresholds {
 		if !slices.Contains(c.Scenarios, th.Scenario) {
 			return fmt.Errorf("load: -threshold %q: scenario %s is not in -scenario", th.Raw, th.Scenario)
 		}
-		if th.Server != "" && len(c.Servers) > 0 && !slices.Contains(c.Servers, th.Server) {
+		if th.Server != "" && len(names) > 0 && !slices.Contains(names, th.Server) {
 			return fmt.Errorf("load: -threshold %q: server %s is not in -servers", th.Raw, th.Server)
 		}
+	}
+	if err := c.validateNodes(); err != nil {
+		return err
 	}
 	if c.Conns > c.workers()*maxConnsPerWorker {
 		return errTooManyPerWorker

@@ -17,4 +17,5 @@ var (
 	errUnsupportedOS    = errors.New("load: the epoll client needs Linux")
 	errNoMetric         = errors.New("load: metric not exposed")
 	errNoWelcome        = errors.New("first message is not the welcome")
+	errClusterConfig    = errors.New("load: cluster mode")
 )

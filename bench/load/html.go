@@ -32,6 +32,9 @@ func colorOf(server string) string {
 	if c, ok := serverColors[server]; ok {
 		return c
 	}
+	if n, ok := clusterSize(server); ok {
+		return clusterColors[(n-1)%len(clusterColors)]
+	}
 	return "#6b7280"
 }
 

@@ -165,19 +165,21 @@ func printTable(w io.Writer, results []Result, servers []string) {
 			vals[k][r.Server] = m
 		}
 	}
+	ratios := clusterRatios(servers)
 	var peers []string
 	if slices.Contains(servers, "turnstile") {
 		for _, s := range servers {
 			if s != "turnstile" {
 				peers = append(peers, s)
+				ratios = append(ratios, ratioColumn{label: "turnstile/" + s, num: "turnstile", den: s})
 			}
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := []string{"scenario", "metric", "unit"}
 	head = append(head, servers...)
-	for _, p := range peers {
-		head = append(head, "turnstile/"+p)
+	for _, rc := range ratios {
+		head = append(head, rc.label)
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
 	for _, k := range rows {
@@ -193,8 +195,8 @@ func printTable(w io.Writer, results []Result, servers []string) {
 			cells = append(cells, formatValue(m.Value))
 		}
 		cells[2] = unit
-		for _, p := range peers {
-			cells = append(cells, ratio(vals[k]["turnstile"], vals[k][p]))
+		for _, rc := range ratios {
+			cells = append(cells, ratio(vals[k][rc.num], vals[k][rc.den]))
 		}
 		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
 	}
@@ -202,7 +204,13 @@ func printTable(w io.Writer, results []Result, servers []string) {
 	if len(peers) > 0 {
 		fmt.Fprintln(w, "ratio = turnstile ÷ peer: above 1 is better for rates, below 1 is better for ms, KiB and MiB.")
 	}
+	if len(ratios) > len(peers) {
+		fmt.Fprintln(w, "ratio = nodes ÷ first size, on the same Redis: server CPU and RSS are summed over the nodes, Redis's CPU apart.")
+	}
 }
+
+// ratioColumn is one ratio column of the table: num's value ÷ den's.
+type ratioColumn struct{ label, num, den string }
 
 func formatValue(v float64) string {
 	switch {

@@ -30,6 +30,9 @@ func Run(cfg Config, stdout, stderr io.Writer) error {
 	if len(names) == 0 {
 		names = []string{"server"}
 	}
+	if cfg.clustered() {
+		names = cfg.clusterNames()
+	}
 	// Rounds interleave the servers, so that a noisy neighbour on a shared
 	// machine disturbs each of them alike.
 	for round := range max(1, cfg.Repeat) {
@@ -91,6 +94,9 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 
 // target starts the named server, or describes the running one.
 func (c *Config) target(name, scenario string) (*target, error) {
+	if c.clustered() {
+		return startCluster(c, name, scenario)
+	}
 	if len(c.Servers) > 0 {
 		return startServer(c, name, scenario)
 	}
@@ -176,7 +182,7 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 	if err != nil {
 		return res, err
 	}
-	n := cfg.workers()
+	n := t.workerCount(cfg)
 	deadline := time.Now().Add(cfg.Timeout)
 	co := &coordinator{cfg: cfg, name: t.name, sc: sc, events: make(chan event, 64), stderr: stderr, done: make(chan struct{})}
 	self, err := os.Executable()
@@ -193,6 +199,7 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 			Rate: cfg.Rate / float64(n), InFlight: max(1, share(cfg.InFlight, n, i)), Duration: cfg.Duration,
 			EchoSize: cfg.EchoSize, Channels: cfg.Channels, HSTimeout: handshakeTimeout, Deadline: deadline.Add(15 * time.Second).UnixNano(),
 		}
+		j.HTTPAddr, j.WSAddr = t.jobAddrs(i)
 		if sc == "reject" || sc == "churn" {
 			j.Conns = j.InFlight
 		}
@@ -267,6 +274,7 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 		}
 		cpuAfter = t.cpu()
 	}
+	nodeConns := t.nodeConns()
 	co.broadcast("stop")
 	if err := co.waitAll("result", time.Now().Add(15*time.Second)); err != nil {
 		return res, err
@@ -276,6 +284,7 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 	total := co.sum()
 	res.fill(total, [3]int64{rssBefore, rssReady, rssAfter}, published)
 	res.addCPU(cpuAfter.sub(cpuBefore), t.pid != 0)
+	res.addCluster(t, cpuAfter.sub(cpuBefore), nodeConns)
 	res.addClientCPU(total.ClientUser, total.ClientSys)
 	co.progress(true)
 	return res, nil

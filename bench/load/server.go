@@ -27,7 +27,8 @@ type target struct {
 	cmd        *exec.Cmd
 	exited     chan error // receives once the started process ends
 	logPath    string
-	noMetrics  bool // its /metrics failed once: do not ask again
+	noMetrics  bool     // its /metrics failed once: do not ask again
+	cluster    *cluster // -nodes: every node and their Redis; nil for one server
 }
 
 // freeAddr returns a loopback address with a port free right now.
@@ -45,6 +46,18 @@ func freeAddr() (string, error) {
 // them) and echo on (but for channels, whose subscribes are commands), and
 // waits until both listeners accept.
 func startServer(cfg *Config, name, scenario string) (*target, error) {
+	return startNode(cfg, name, scenario, nodeOpts{})
+}
+
+// nodeOpts is what a cluster node adds to startServer's server.
+type nodeOpts struct {
+	logName    string   // names its log file instead of the server's name
+	publishKey string   // shared by every node; empty: a fresh one
+	args, env  []string // more flags and environment
+}
+
+// startNode is startServer with a cluster node's additions.
+func startNode(cfg *Config, name, scenario string, opts nodeOpts) (*target, error) {
 	bin := filepath.Join(cfg.BinDir, knownServers[name])
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("load: server %s: %w (build it first: make build, or see bench/peers)", name, err)
@@ -60,6 +73,9 @@ func startServer(cfg *Config, name, scenario string) (*target, error) {
 	var k [16]byte
 	_, _ = rand.Read(k[:])
 	t := &target{name: name, httpAddr: httpAddr, wsAddr: wsAddr, publishKey: hex.EncodeToString(k[:])}
+	if opts.publishKey != "" {
+		t.publishKey = opts.publishKey
+	}
 	args := []string{"-dev", "-http", httpAddr, "-ws", wsAddr, "-ws-path", cfg.WSPath,
 		"-publish-key", t.publishKey, "-ticket-ttl", "10m"}
 	if scenario != "channels" { // under -echo no command is read: channels subscribe
@@ -70,8 +86,8 @@ func startServer(cfg *Config, name, scenario string) (*target, error) {
 		// Only turnstile has them; a peer refuses flags it does not know.
 		args = append(args, "-max-conns-per-user", "0", "-max-tickets-per-user", "0")
 	}
-	t.cmd = exec.Command(bin, args...)
-	t.cmd.Env = append(os.Environ(), "TURNSTILE_PUBLISH_KEY="+t.publishKey)
+	t.cmd = exec.Command(bin, append(args, opts.args...)...)
+	t.cmd.Env = append(append(os.Environ(), "TURNSTILE_PUBLISH_KEY="+t.publishKey), opts.env...)
 	if cfg.Procs > 0 {
 		t.cmd.Env = append(t.cmd.Env, "GOMAXPROCS="+strconv.Itoa(cfg.Procs))
 	}
@@ -79,7 +95,11 @@ func startServer(cfg *Config, name, scenario string) (*target, error) {
 		if err := os.MkdirAll(cfg.LogDir, 0o755); err != nil {
 			return nil, err
 		}
-		t.logPath = filepath.Join(cfg.LogDir, name+"-"+scenario+".log")
+		logName := name
+		if opts.logName != "" {
+			logName = opts.logName
+		}
+		t.logPath = filepath.Join(cfg.LogDir, logName+"-"+scenario+".log")
 		f, err := os.Create(t.logPath)
 		if err != nil {
 			return nil, err
@@ -118,6 +138,10 @@ func startServer(cfg *Config, name, scenario string) (*target, error) {
 
 // stop ends a server this run started: SIGTERM, then SIGKILL after 5s.
 func (t *target) stop() {
+	if t.cluster != nil {
+		t.cluster.stop()
+		return
+	}
 	if t.cmd == nil {
 		return
 	}
@@ -159,9 +183,12 @@ const clockTicks = 100
 
 // cpuUsage is CPU time a process has used: in its own code (user) and in
 // the kernel on its behalf (sys).
-type cpuUsage struct{ user, sys time.Duration }
+// redis is, for a cluster, the CPU time of the Redis it shares, apart.
+type cpuUsage struct{ user, sys, redis time.Duration }
 
-func (u cpuUsage) sub(o cpuUsage) cpuUsage { return cpuUsage{u.user - o.user, u.sys - o.sys} }
+func (u cpuUsage) sub(o cpuUsage) cpuUsage {
+	return cpuUsage{u.user - o.user, u.sys - o.sys, u.redis - o.redis}
+}
 
 // cpuTime reads the CPU time pid has used, all threads.
 func cpuTime(pid int) (cpuUsage, error) {
@@ -199,6 +226,9 @@ func parseStatCPU(stat []byte) (cpuUsage, error) {
 // rss is the target's resident memory: from /proc when its pid is known,
 // else from its Prometheus /metrics (process_resident_memory_bytes), else 0.
 func (t *target) rss() int64 {
+	if t.cluster != nil {
+		return t.cluster.rss()
+	}
 	if t.pid != 0 {
 		v, _ := rssBytes(t.pid)
 		return v
@@ -210,6 +240,9 @@ func (t *target) rss() int64 {
 // cpu is the target's CPU time so far, from /proc or else from /metrics
 // (process_cpu_seconds_total, counted as user time: it has no split).
 func (t *target) cpu() cpuUsage {
+	if t.cluster != nil {
+		return t.cluster.cpu()
+	}
 	if t.pid != 0 {
 		v, _ := cpuTime(t.pid)
 		return v

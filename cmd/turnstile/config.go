@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/turnstile-push/turnstile/auth"
+	"github.com/turnstile-push/turnstile/auth/ticket"
 	"github.com/turnstile-push/turnstile/engine"
 )
 
@@ -238,8 +239,8 @@ func (c *config) validate() error {
 	if c.PingInterval > 0 && c.IdleTimeout > 0 && c.PingInterval >= c.IdleTimeout {
 		bad("-ping-interval %v must be shorter than -idle-timeout %v, or idle but healthy clients are closed", c.PingInterval, c.IdleTimeout)
 	}
-	if c.TicketCapacity < 1 {
-		bad("-ticket-capacity %d: must be at least 1", c.TicketCapacity)
+	if c.TicketCapacity < 1 || c.TicketCapacity > ticket.MaxCapacity {
+		bad("-ticket-capacity %d: must be between 1 and %d", c.TicketCapacity, ticket.MaxCapacity)
 	}
 	if c.MaxHeaderBytes < 512 {
 		bad("-max-header-bytes %d: must be at least 512", c.MaxHeaderBytes)

@@ -73,6 +73,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad ws url", []string{"-ws-url", "http://x/ws"}, prod, "-ws-url"},
 		{"ping not below idle", []string{"-ping-interval", "1m", "-idle-timeout", "30s"}, prod, "-ping-interval"},
 		{"zero ttl", []string{"-ticket-ttl", "0s"}, prod, "-ticket-ttl"},
+		{"ticket capacity past the store's", []string{"-ticket-capacity", "2000000000"}, prod, "-ticket-capacity"},
 		{"tiny header limit", []string{"-max-header-bytes", "10"}, prod, "-max-header-bytes"},
 		{"negative conns", []string{"-max-conns", "-1"}, prod, "-max-conns"},
 		{"origin not an origin", []string{"-origins", "example.com"}, prod, "not an origin"},
