@@ -5,7 +5,7 @@ BENCH   ?= .
 COUNT   ?= 6
 FUZZTIME ?= 20s
 
-.PHONY: all build run run-cluster test vet lint bench fuzz load clean
+.PHONY: all build run run-cluster test vet lint bench fuzz load curve clean
 
 all: build
 
@@ -91,6 +91,17 @@ load:
 		$(LOAD_FLAGS) -json bench/results/load-$(STAMP).json -html bench/results/load-$(STAMP).html > bench/results/load-$(STAMP).txt; \
 		status=$$?; cat bench/results/load-$(STAMP).txt; \
 		for f in txt json html; do [ ! -f bench/results/load-$(STAMP).$$f ] || cp bench/results/load-$(STAMP).$$f bench/results/load.$$f; done; exit $$status
+
+# Scaling curves (bench/README.md): server CPU per operation and memory per
+# connection at each count; the last row of each block must stay near 1.00x.
+CURVE ?= 1000,5000,10000,19000
+curve:
+	$(GO) build -o bin/turnstile ./cmd/turnstile
+	$(GO) build -o bin/turnstile-load ./cmd/turnstile-load
+	@mkdir -p bench/results
+	bin/turnstile-load -servers turnstile -pin "$(LOAD_PIN)" -curve $(CURVE) -scenario connect,fanout \
+		-hold 2s -messages 10 -interval 200ms -repeat 3 $(LOAD_FLAGS) -json bench/results/curve.json > bench/results/curve.txt; \
+		status=$$?; cat bench/results/curve.txt; exit $$status
 
 # Each fuzz target for FUZZTIME (default 20s); FUZZTIME=10m make fuzz for a real run.
 # The seed corpora (testdata/fuzz) also run as plain tests in make test.

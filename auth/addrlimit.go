@@ -44,12 +44,3 @@ func (a *AddrLimiter) Blocked(addr string) time.Duration {
 func (a *AddrLimiter) Failed(addr string) {
 	a.l.take(addrKey(addr), a.now().UnixNano(), true)
 }
-
-// wait is how long until key's bucket takes one more failure (0: now).
-func (l *limiter) wait(key string, now int64) int64 {
-	s, h := l.shard(key)
-	s.mu.Lock()
-	tat := s.tat[h]
-	s.mu.Unlock()
-	return max(0, max(tat, now)+l.interval-(now+l.burst*l.interval))
-}

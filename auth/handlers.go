@@ -189,46 +189,46 @@ type ticketResponse struct {
 
 func (h *Handlers) serveAuth(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.Users == nil {
-		writeError(w, http.StatusNotFound, "no logins on this server")
+		WriteError(w, http.StatusNotFound, "no logins on this server")
 		return
 	}
 	if r.Method != http.MethodPost {
 		h.loginsBadRequest.Add(1)
 		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, http.StatusMethodNotAllowed, "method not allowed, use POST")
+		WriteError(w, http.StatusMethodNotAllowed, "method not allowed, use POST")
 		return
 	}
 	req, status, msg := decodeLogin(w, r, h.cfg.MaxBodyBytes)
 	if status != 0 {
 		h.loginsBadRequest.Add(1)
-		writeError(w, status, msg)
+		WriteError(w, status, msg)
 		return
 	}
 	user, pwd, addr := *req.User, *req.Pwd, h.cfg.ClientAddr(r)
 	if len(pwd) > MaxPasswordBytes {
 		h.loginsBadRequest.Add(1)
-		writeError(w, http.StatusBadRequest, "password longer than 72 bytes")
+		WriteError(w, http.StatusBadRequest, "password longer than 72 bytes")
 		return
 	}
 	if wait := h.throttle.Attempt(user, addr); wait > 0 {
 		h.loginsThrottled.Add(1)
 		h.cfg.Logger.Debug("login throttled", "addr", addr, "retry_after", wait)
-		w.Header().Set("Retry-After", retryAfter(wait))
-		writeError(w, http.StatusTooManyRequests, "too many failed logins, retry later")
+		w.Header().Set("Retry-After", RetryAfter(wait))
+		WriteError(w, http.StatusTooManyRequests, "too many failed logins, retry later")
 		return
 	}
 	if err := h.cfg.Users.Verify(user, pwd); err != nil {
 		h.loginsFailed.Add(1)
 		// The user name is not logged: people type passwords into it.
 		h.cfg.Logger.Info("login failed", "addr", addr)
-		writeError(w, http.StatusUnauthorized, "wrong user or password")
+		WriteError(w, http.StatusUnauthorized, "wrong user or password")
 		return
 	}
 	h.throttle.Succeeded(user, addr)
 	token, expires, err := h.cfg.Tokens.Sign(user)
 	if err != nil {
 		h.cfg.Logger.Error("cannot sign token", "err", err)
-		writeError(w, http.StatusInternalServerError, "cannot issue token")
+		WriteError(w, http.StatusInternalServerError, "cannot issue token")
 		return
 	}
 	h.loginsOK.Add(1)
@@ -274,7 +274,7 @@ func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		h.ticketsBadRequest.Add(1)
 		w.Header().Set("Allow", "GET, POST")
-		writeError(w, http.StatusMethodNotAllowed, "method not allowed, use GET or POST")
+		WriteError(w, http.StatusMethodNotAllowed, "method not allowed, use GET or POST")
 		return
 	}
 	addr := h.cfg.ClientAddr(r)
@@ -282,7 +282,7 @@ func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 	if authz == "" {
 		h.ticketsRefused.Add(1)
 		w.Header().Set("WWW-Authenticate", challengeMissing)
-		writeError(w, http.StatusUnauthorized, "missing bearer token")
+		WriteError(w, http.StatusUnauthorized, "missing bearer token")
 		return
 	}
 	scheme, token, _ := strings.Cut(authz, " ")
@@ -290,7 +290,7 @@ func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 	if !strings.EqualFold(scheme, "Bearer") || token == "" {
 		h.ticketsRefused.Add(1)
 		w.Header().Set("WWW-Authenticate", challengeInvalid)
-		writeError(w, http.StatusUnauthorized, "malformed Authorization header, want Bearer <token>")
+		WriteError(w, http.StatusUnauthorized, "malformed Authorization header, want Bearer <token>")
 		return
 	}
 	claims, err := h.cfg.Tokens.Verify(token)
@@ -298,7 +298,7 @@ func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 		h.ticketsRefused.Add(1)
 		h.cfg.Logger.Debug("ticket refused", "addr", addr, "reason", tokenFailure(err))
 		w.Header().Set("WWW-Authenticate", challengeInvalid)
-		writeError(w, http.StatusUnauthorized, "invalid or expired token")
+		WriteError(w, http.StatusUnauthorized, "invalid or expired token")
 		return
 	}
 	now := h.cfg.Now()
@@ -307,14 +307,14 @@ func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 		// session that has ended could never be redeemed: belt and braces.
 		h.ticketsRefused.Add(1)
 		w.Header().Set("WWW-Authenticate", challengeInvalid)
-		writeError(w, http.StatusUnauthorized, "invalid or expired token")
+		WriteError(w, http.StatusUnauthorized, "invalid or expired token")
 		return
 	}
 	if wait := h.quota.take(claims.Subject, now); wait > 0 {
 		h.ticketsOverQuota.Add(1)
 		h.cfg.Logger.Debug("ticket quota reached", "user", claims.Subject, "addr", addr, "retry_after", wait)
-		w.Header().Set("Retry-After", retryAfter(wait))
-		writeError(w, http.StatusTooManyRequests, "too many tickets for this user: at most "+
+		w.Header().Set("Retry-After", RetryAfter(wait))
+		WriteError(w, http.StatusTooManyRequests, "too many tickets for this user: at most "+
 			strconv.Itoa(h.cfg.MaxTicketsPerUser)+" per "+h.cfg.TicketTTL.String()+", retry later")
 		return
 	}
@@ -339,7 +339,7 @@ func (h *Handlers) serveTicket(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "1")
 		}
 		h.cfg.Logger.Warn("cannot issue ticket", "err", err)
-		writeError(w, status, msg)
+		WriteError(w, status, msg)
 		return
 	}
 	// A ticket never outlives its session (ticket.Map caps it; the engine
@@ -414,8 +414,9 @@ func remoteHost(r *http.Request) string {
 	return host
 }
 
-// retryAfter is d in whole seconds, rounded up, at least 1.
-func retryAfter(d time.Duration) string {
+// RetryAfter is d in whole seconds, rounded up, at least 1: the value of a
+// Retry-After header. Safe from any goroutine.
+func RetryAfter(d time.Duration) string {
 	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
 }
 
@@ -434,6 +435,9 @@ type errorBody struct {
 	Error string `json:"error"`
 }
 
-func writeError(w http.ResponseWriter, status int, msg string) {
+// WriteError answers {"error": msg} with status, never cached: the error
+// body of every endpoint the server's HTTP side answers. Safe from any
+// goroutine (for distinct w).
+func WriteError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, errorBody{Error: msg})
 }

@@ -524,8 +524,8 @@ func TestNewHandlersRefusesBadConfig(t *testing.T) {
 
 func TestRetryAfter(t *testing.T) {
 	for d, want := range map[time.Duration]string{time.Nanosecond: "1", time.Second: "1", 1001 * time.Millisecond: "2", 30 * time.Second: "30"} {
-		if got := retryAfter(d); got != want {
-			t.Errorf("retryAfter(%v) = %s, want %s", d, got, want)
+		if got := RetryAfter(d); got != want {
+			t.Errorf("RetryAfter(%v) = %s, want %s", d, got, want)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package auth
 import (
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,13 +68,7 @@ func TestJWKSKeyRotation(t *testing.T) {
 // fetch per MinRefetch, not one per token.
 func TestJWKSUnknownKIDFloodIsRateLimited(t *testing.T) {
 	idp, set, tok := idpTokens(t, JWKSConfig{MinRefetch: time.Second})
-	key := idp.Key("rsa-1")
-	tokens := make([]string, 1000)
-	for i := range tokens {
-		var kid [8]byte
-		rand.Read(kid[:])
-		tokens[i] = testidp.Sign(t, key.Method, key.Priv, map[string]any{"kid": base64.RawURLEncoding.EncodeToString(kid[:])}, testidp.Claims("maggie"))
-	}
+	tokens := idp.MintUnknownKIDs(t, "rsa-1", 1000, "maggie")
 	before := idp.Fetches()
 	start := time.Now()
 	var wg sync.WaitGroup

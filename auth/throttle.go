@@ -248,6 +248,15 @@ func (l *limiter) take(key string, now int64, force bool) (wait, prevTat int64) 
 	return 0, tat
 }
 
+// wait is how long until key's bucket takes one more failure (0: now).
+func (l *limiter) wait(key string, now int64) int64 {
+	s, h := l.shard(key)
+	s.mu.Lock()
+	tat := s.tat[h]
+	s.mu.Unlock()
+	return max(0, max(tat, now)+l.interval-(now+l.burst*l.interval))
+}
+
 // refund takes one failure out of key's bucket. It reports whether the
 // bucket is empty now.
 func (l *limiter) refund(key string, now int64) bool {

@@ -32,10 +32,7 @@ type chClient struct {
 func connectCh(t testing.TB, s *Server, st *memStore, claims ticket.Claims, query string) *chClient {
 	t.Helper()
 	conn := dial(t, s)
-	uri := s.cfg.Path + "?ticket=" + st.addClaims(claims) + query
-	req := "GET " + uri + " HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	if _, err := io.WriteString(conn, req); err != nil {
+	if _, err := io.WriteString(conn, upgradeRequest(s.cfg.Path, st.addClaims(claims)+query, "")); err != nil {
 		t.Fatal(err)
 	}
 	c := &chClient{t: t, conn: conn, br: bufio.NewReader(conn)}

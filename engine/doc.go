@@ -7,7 +7,9 @@
 // its handshake deadline in the loop's FIFO; OnTraffic waits for the whole
 // header block, runs the loop's Upgrader over exactly those bytes (method,
 // path, headers, version, Origin; then the ticket's presence and form,
-// capacity, and the ticket redeemed last), answers 101
+// capacity, and the ticket redeemed last: inline, or off the loop for a
+// store that needs the network, admit_async.go, the upgrade resuming on the
+// loop when it answers; then the per-user quota), answers 101
 // and the welcome or a prebuilt rejection, then parses the frames that
 // follow with its own header parser. The welcome waits for the personal
 // channel's position, read off the loop. Each loop indexes its

@@ -45,7 +45,7 @@ func (s *Server) refuseSocket(gc gnet.Conn) ([]byte, gnet.Action) {
 	l := s.loopFor(gc.EventLoop())
 	l.counters.rejected[RejectFDBudget].Add(1)
 	if s.log != nil {
-		if ok, suppressed := s.fdLog.allow(time.Now()); ok {
+		if ok, suppressed := s.fdLog.Allow(time.Now()); ok {
 			s.log.Warn("file descriptor budget reached: refusing new connections",
 				"max_fds", s.cfg.MaxFDs, "refused_since_last", suppressed+1)
 		}
@@ -66,10 +66,6 @@ func (s *Server) FDExhausted() bool {
 	at := s.fdRefusedAt.Load()
 	return at != 0 && s.now()-at < int64(fdRefusalWindow)
 }
-
-// Sockets is the number of TCP connections the listener holds now
-// (handshakes, open and closing connections). Safe from any goroutine.
-func (s *Server) Sockets() int64 { return s.fds.Load() }
 
 // resolveListenAddr binds addr once without SO_REUSEPORT, so that a port
 // already in use is an error here (with SO_REUSEPORT alone, a second server

@@ -4,27 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
+
+	"github.com/turnstile-push/turnstile/internal/ratelog"
 )
 
 // logLimiter lets one message through per second; safe from any goroutine.
-// What it holds back is counted and reported with the next one, so that a
-// cause that repeats for every event (an accept error, a flood of slow
-// consumers) costs the log one line per second, not one per event.
-type logLimiter struct {
-	last       atomic.Int64 // unix nanoseconds of the last message let through
-	suppressed atomic.Int64
-}
-
-func (r *logLimiter) allow(now time.Time) (ok bool, suppressed int64) {
-	last := r.last.Load()
-	if now.UnixNano()-last < int64(time.Second) || !r.last.CompareAndSwap(last, now.UnixNano()) {
-		r.suppressed.Add(1)
-		return false, 0
-	}
-	return true, r.suppressed.Swap(0)
-}
+type logLimiter = ratelog.Limiter
 
 // closeLog logs server-initiated closes and handshake timeouts at info, at
 // most once per second per reason (so that a flood of one reason does not
@@ -39,7 +25,7 @@ func (cl *closeLog) conn(c *Conn, r CloseReason) {
 	if cl.l == nil || !r.serverInitiated() || r >= NumCloseReasons {
 		return
 	}
-	if ok, suppressed := cl.limiter[r].allow(time.Now()); ok {
+	if ok, suppressed := cl.limiter[r].Allow(time.Now()); ok {
 		cl.l.Info("connection closed", "reason", r.String(), "code", int(r.Code()),
 			"user", c.user, "conn", c.id, "remote", c.gc.RemoteAddr().String(),
 			"suppressed_since_last", suppressed)
@@ -51,7 +37,7 @@ func (cl *closeLog) handshake(c *Conn, r CloseReason) {
 	if cl.l == nil || r >= NumCloseReasons {
 		return
 	}
-	if ok, suppressed := cl.limiter[r].allow(time.Now()); ok {
+	if ok, suppressed := cl.limiter[r].Allow(time.Now()); ok {
 		cl.l.Info("connection closed", "reason", r.String(), "remote", c.gc.RemoteAddr().String(),
 			"suppressed_since_last", suppressed)
 	}
@@ -65,9 +51,12 @@ func (cl *closeLog) handshake(c *Conn, r CloseReason) {
 type gnetLogger struct {
 	l       *slog.Logger
 	limiter *logLimiter
+	now     func() time.Time // the clock; tests move it
 }
 
-func newGnetLogger(l *slog.Logger) gnetLogger { return gnetLogger{l: l, limiter: &logLimiter{}} }
+func newGnetLogger(l *slog.Logger) gnetLogger {
+	return gnetLogger{l: l, limiter: &logLimiter{}, now: time.Now}
+}
 
 func (g gnetLogger) debugf(format string, args ...any) {
 	if g.l != nil && g.l.Enabled(context.Background(), levelDebug) {
@@ -79,7 +68,7 @@ func (g gnetLogger) warnf(format string, args ...any) {
 	if g.l == nil {
 		return
 	}
-	if ok, suppressed := g.limiter.allow(time.Now()); ok {
+	if ok, suppressed := g.limiter.Allow(g.now()); ok {
 		g.l.Warn("gnet: "+fmt.Sprintf(format, args...), "suppressed_since_last", suppressed)
 	}
 }

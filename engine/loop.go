@@ -52,6 +52,8 @@ type loop struct {
 	batchPong           int    // offset of a pong ending batch; -1: none
 	batchMsgs           int    // echoes in batch
 
+	resumeTimer *time.Timer // queues resumeTask after a resume pass (turn.go)
+
 	quota *quotaFuncs // MaxConnsPerUser's callbacks for this loop
 
 	utf8Buf [4096]byte // unmasked copy of an incomplete frame's new text

@@ -22,11 +22,7 @@ import (
 // redisStore is one "node"'s Redis ticket store: its own client.
 func redisStore(t *testing.T, addr string) *ticketredis.Store {
 	t.Helper()
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := redistest.Client(t, addr)
 	sealer, err := ticket.NewSealer([]byte("engine test ticket key of 32+ bytes"))
 	if err != nil {
 		t.Fatal(err)

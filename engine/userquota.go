@@ -54,10 +54,10 @@ func (u *userQuota) give(q *quotaFuncs, user string) {
 	u.m.Compute(user, q.dec)
 }
 
-// ConnsOf returns how many upgraded connections user has now (0 when
+// connsOf returns how many upgraded connections user has now (0 when
 // MaxConnsPerUser is off, since nothing is counted then). Safe from any
 // goroutine.
-func (s *Server) ConnsOf(user string) int {
+func (s *Server) connsOf(user string) int {
 	if s.quota.m == nil {
 		return 0
 	}

@@ -39,14 +39,14 @@ func TestMaxConnsPerUser(t *testing.T) {
 
 	first.Close()
 	deadline := time.Now().Add(testTimeout)
-	for s.ConnsOf("greedy") != 1 {
+	for s.connsOf("greedy") != 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("greedy holds %d connections after a close, want 1", s.ConnsOf("greedy"))
+			t.Fatalf("greedy holds %d connections after a close, want 1", s.connsOf("greedy"))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	connect(t, s, st, "greedy")
-	if n := s.ConnsOf("modest"); n != 1 {
+	if n := s.connsOf("modest"); n != 1 {
 		t.Errorf("modest holds %d, want 1", n)
 	}
 }

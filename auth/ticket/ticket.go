@@ -3,7 +3,9 @@
 // Store.
 //
 // A ticket is 128 random bits from crypto/rand, written as 22 characters of
-// unpadded base64url. It admits exactly one connection, once, before it
+// unpadded base64url; a sealed ticket (Sealer: for a store that nodes share)
+// wraps them with a key id, its expiry and a MAC in SealedTextLen (52)
+// characters. Either admits exactly one connection, once, before it
 // expires. Redeem is on the admission hot path of every event loop: an
 // implementation must never block, lock or allocate there.
 //
@@ -119,8 +121,9 @@ type Claims struct {
 	Subject string
 	// SessionExpires is the expiry of the token the ticket was traded for.
 	SessionExpires time.Time
-	// Channels the connection may subscribe to (reserved for channels).
-	// Read-only once returned by a Store (see Map.Redeem).
+	// Channels are the connection's grants (the JWT's channels claim):
+	// names and prefix patterns it may subscribe to, beside its personal
+	// channel. Read-only once returned by a Store (see Map.Redeem).
 	Channels []string
 	// RemoteAddr and Origin the ticket was issued to, for later binding checks.
 	RemoteAddr string

@@ -26,6 +26,7 @@ type wsconn struct {
 	state   connState
 	start   int64  // Unix ns when the dial started
 	stamp   int64  // scenario scratch: when the last echo was sent
+	id      int    // the scenario's client this connection serves (storm)
 	opened  bool   // reached stOpen
 	welcome bool   // the first message (the welcome) arrived
 	in      []byte // unparsed inbound bytes carried to the next read
@@ -93,8 +94,8 @@ func newEngine(wsAddr, path string, sources []netip.Addr, h handler) (*engine, e
 // registered once, edge-triggered, for both directions: no epoll_ctl per
 // state change, few system calls per connection, so that the client is
 // not what limits a storm.
-func (e *engine) dial(ticket string, now int64) {
-	c := &wsconn{fd: -1, start: now, out: upgradeRequest(e.host, e.path, ticket)}
+func (e *engine) dial(ticket string, id int, now int64) {
+	c := &wsconn{fd: -1, id: id, start: now, out: upgradeRequest(e.host, e.path, ticket)}
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		c.state = stClosed

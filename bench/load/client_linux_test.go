@@ -104,10 +104,10 @@ func TestEngineAdmitsRejectsAndEchoes(t *testing.T) {
 	const good, bad = 20, 20
 	now := time.Now().UnixNano()
 	for range good {
-		e.dial("goodAAAAAAAAAAAAAAAAAA", now)
+		e.dial("goodAAAAAAAAAAAAAAAAAA", 0, now)
 	}
 	for range bad {
-		e.dial(randomTicket(), now)
+		e.dial(randomTicket(), 0, now)
 	}
 	pollUntil(t, e, "all handshakes", func() bool { return rec.opened+rec.rejected+rec.failed == good+bad })
 	if rec.opened != good || rec.rejected != bad || rec.failed != 0 {
@@ -164,7 +164,7 @@ func TestEngineReportsRefusedConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.shutdown()
-	e.dial("goodAAAAAAAAAAAAAAAAAA", time.Now().UnixNano())
+	e.dial("goodAAAAAAAAAAAAAAAAAA", 0, time.Now().UnixNano())
 	pollUntil(t, e, "the failure", func() bool { return rec.failed == 1 })
 	if rec.opened != 0 || e.live != 0 {
 		t.Fatalf("opened %d live %d after a refused connect", rec.opened, e.live)

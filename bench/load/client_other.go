@@ -10,6 +10,7 @@ import (
 // The epoll client exists only on Linux; elsewhere a run fails clearly.
 
 type wsconn struct {
+	id      int
 	opened  bool
 	welcome bool
 	start   int64
@@ -27,7 +28,7 @@ type engine struct{ nodelay bool }
 func newEngine(string, string, []netip.Addr, handler) (*engine, error) {
 	return nil, errUnsupportedOS
 }
-func (e *engine) dial(string, int64)                {}
+func (e *engine) dial(string, int, int64)           {}
 func (e *engine) poll(int)                          {}
 func (e *engine) send(*wsconn, byte, []byte, int64) {}
 func (e *engine) close(*wsconn)                     {}

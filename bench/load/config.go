@@ -16,6 +16,11 @@ import (
 // Scenarios, in the order a run performs them.
 var knownScenarios = []string{"reject", "connect", "fanout", "churn", "echo", "channels"}
 
+// moreScenarios are known too, but run only when named: they need more of
+// the server than the every-scenario fakes have (storm: /disconnect and
+// channel history).
+var moreScenarios = []string{"storm"}
+
 // knownServers maps a server name to its binary under the bin directory.
 var knownServers = map[string]string{
 	"turnstile": "turnstile",
@@ -66,6 +71,11 @@ type Config struct {
 	// Thresholds fail the run (exit 99) when missed.
 	Thresholds []Threshold
 	LogDir     string // where started servers write their logs
+
+	StormDrop   string // storm: auto, server (POST /disconnect) or client (the clients close)
+	StormMissed int    // storm: publish rounds while the clients are away
+	Curve       []int  // connection counts to run every scenario at, for a scaling table
+	ProfileDir  string // where started turnstile servers write CPU profiles of the measured phase
 	// Nodes are the cluster sizes to run (-nodes): with any above 1, each
 	// size is that many turnstile nodes on one redis-server; [1]: one
 	// server as usual.
@@ -91,7 +101,10 @@ func DefaultConfig() Config {
 		Sources:   32,
 		Timeout:   60 * time.Second,
 		LogDir:    "bench/results",
-		Nodes:     []int{1},
+
+		StormDrop:   "auto",
+		StormMissed: 2,
+		Nodes:       []int{1},
 	}
 }
 
@@ -100,7 +113,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	c := DefaultConfig()
 	fs := flag.NewFlagSet("turnstile-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	scenarios := fs.String("scenario", strings.Join(c.Scenarios, ","), "comma list of scenarios: connect, reject, fanout, churn, echo, channels (turnstile only)")
+	scenarios := fs.String("scenario", strings.Join(c.Scenarios, ","), "comma list of scenarios: connect, reject, fanout, churn, echo, channels (turnstile only), storm")
 	servers := fs.String("servers", "", "comma list of servers to start in turn on loopback (turnstile, gorilla, gobwas, nbio); ratios are turnstile/peer")
 	fs.StringVar(&c.BinDir, "bin", c.BinDir, "directory holding turnstile and peer-<name> binaries")
 	fs.StringVar(&c.HTTPAddr, "http", "", "HTTP API address of a running server (without -servers)")
@@ -136,12 +149,23 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 		return err
 	})
 	fs.StringVar(&c.LogDir, "log-dir", c.LogDir, "directory for the logs of started servers")
+	fs.StringVar(&c.StormDrop, "storm-drop", c.StormDrop, "storm: how every connection is dropped: server (POST /disconnect of -user), client (the clients close), auto (server for turnstile, client for the peers)")
+	fs.IntVar(&c.StormMissed, "storm-missed", c.StormMissed, "storm: publish rounds to every channel while the clients are away (recovered from history)")
+	curve := fs.String("curve", "", "comma list of connection counts (e.g. 1000,5000,10000,19000): run the scenarios at each and print a scaling table")
+	fs.StringVar(&c.ProfileDir, "server-cpuprofile", "", "directory: started turnstile servers write a CPU profile of each scenario's measured phase there (<server>-<scenario>.pprof)")
 	nodes := fs.String("nodes", "1", "turnstile nodes on one redis-server they start with (connect, fanout, channels): tickets from one node, connections to the next, publishes at the first; a comma list (1,3) runs each size and prints the ratio to the first")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("load: unexpected argument %q", fs.Arg(0))
+	}
+	for _, f := range splitList(*curve) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("load: -curve %q: want a comma list of connection counts", *curve)
+		}
+		c.Curve = append(c.Curve, n)
 	}
 	c.Scenarios = splitList(*scenarios)
 	c.Servers = splitList(*servers)
@@ -178,7 +202,7 @@ func (c *Config) Validate() error {
 		return errUnknownScenario
 	}
 	for _, s := range c.Scenarios {
-		if !slices.Contains(knownScenarios, s) {
+		if !slices.Contains(knownScenarios, s) && !slices.Contains(moreScenarios, s) {
 			return fmt.Errorf("%w: %q", errUnknownScenario, s)
 		}
 	}
@@ -240,6 +264,18 @@ func (c *Config) Validate() error {
 	}
 	if err := c.validateNodes(); err != nil {
 		return err
+	}
+	switch {
+	case c.StormDrop != "auto" && c.StormDrop != dropServer && c.StormDrop != dropClient:
+		return fmt.Errorf("load: -storm-drop must be auto, server or client, not %q", c.StormDrop)
+	case c.StormMissed < 0 || c.StormMissed > 50:
+		return fmt.Errorf("load: -storm-missed must be within 0..50 (history keeps 100 per channel)")
+	case len(c.Curve) > 0 && (len(c.Thresholds) > 0 || c.HTMLPath != "" || c.clustered()):
+		return fmt.Errorf("load: -threshold, -html and -nodes do not apply to -curve")
+	case c.ProfileDir != "" && c.clustered():
+		return fmt.Errorf("load: -server-cpuprofile profiles one server, not -nodes")
+	case slices.Contains(c.Scenarios, "storm") && (c.Channels < 1 || c.Channels > 100000):
+		return fmt.Errorf("load: -channels must be within 1..100000, not %d", c.Channels)
 	}
 	if c.Conns > c.workers()*maxConnsPerWorker {
 		return errTooManyPerWorker

@@ -25,6 +25,9 @@ func Run(cfg Config, stdout, stderr io.Writer) error {
 		// Workers' stderr is then copied by goroutines, one per worker.
 		stderr = &syncWriter{w: stderr}
 	}
+	if len(cfg.Curve) > 0 {
+		return runCurve(cfg, stdout, stderr)
+	}
 	var results []Result
 	names := cfg.Servers
 	if len(names) == 0 {
@@ -198,6 +201,7 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 			Token: token, Sources: sourcesFor(i, n, cfg.Sources), Conns: share(cfg.Conns, n, i),
 			Rate: cfg.Rate / float64(n), InFlight: max(1, share(cfg.InFlight, n, i)), Duration: cfg.Duration,
 			EchoSize: cfg.EchoSize, Channels: cfg.Channels, HSTimeout: handshakeTimeout, Deadline: deadline.Add(15 * time.Second).UnixNano(),
+			Storm: stormJob{Recover: stormRecovers(t.name)},
 		}
 		j.HTTPAddr, j.WSAddr = t.jobAddrs(i)
 		if sc == "reject" || sc == "churn" {
@@ -216,12 +220,14 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 	cpuBefore, rssReady := t.cpu(), t.rss()
 	var cpuAfter cpuUsage
 	co.broadcast("go")
+	t.profileMark() // starts the server's CPU profile, if any
 	co.began = time.Now()
 	co.sample(true)
 	var rssAfter int64
 	published := 0
+	var storm stormRun
 	switch sc {
-	case "connect", "fanout", "echo", "channels":
+	case "connect", "fanout", "echo", "channels", "storm":
 		if err := co.waitAll("connected", deadline); err != nil {
 			return res, err
 		}
@@ -265,6 +271,11 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 		want := co.sum().Subscribed * int64(published)
 		co.waitFor(func(r *workerResult) bool { return r.Messages >= want }, time.Now().Add(10*time.Second))
 		cpuAfter = t.cpu()
+	case "storm":
+		if storm, err = co.storm(api, t, stormRecovers(t.name), deadline); err != nil {
+			return res, err
+		}
+		cpuBefore, cpuAfter = storm.cpuBefore, storm.cpuAfter
 	case "echo", "reject", "churn":
 		if sc == "echo" {
 			cpuBefore = t.cpu()
@@ -274,6 +285,7 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 		}
 		cpuAfter = t.cpu()
 	}
+	t.profileMark() // and stops it
 	nodeConns := t.nodeConns()
 	co.broadcast("stop")
 	if err := co.waitAll("result", time.Now().Add(15*time.Second)); err != nil {
@@ -283,6 +295,9 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 	res.Timeline = co.timeline
 	total := co.sum()
 	res.fill(total, [3]int64{rssBefore, rssReady, rssAfter}, published)
+	if sc == "storm" {
+		res.fillStorm(total, storm)
+	}
 	res.addCPU(cpuAfter.sub(cpuBefore), t.pid != 0)
 	res.addCluster(t, cpuAfter.sub(cpuBefore), nodeConns)
 	res.addClientCPU(total.ClientUser, total.ClientSys)
@@ -459,6 +474,7 @@ func (r *workerResult) merge(o *workerResult) {
 	r.Welcomed += o.Welcomed
 	r.Subscribed += o.Subscribed
 	r.Closed += o.Closed
+	r.Storm.merge(&o.Storm)
 	r.ClientUser += o.ClientUser
 	r.ClientSys += o.ClientSys
 	r.FirstDial = minNonZero(r.FirstDial, o.FirstDial)

@@ -29,6 +29,7 @@ type target struct {
 	logPath    string
 	noMetrics  bool     // its /metrics failed once: do not ask again
 	cluster    *cluster // -nodes: every node and their Redis; nil for one server
+	profiling  bool     // started with TURNSTILE_CPUPROFILE: SIGUSR1 starts and stops the profile
 }
 
 // freeAddr returns a loopback address with a port free right now.
@@ -78,7 +79,7 @@ func startNode(cfg *Config, name, scenario string, opts nodeOpts) (*target, erro
 	}
 	args := []string{"-dev", "-http", httpAddr, "-ws", wsAddr, "-ws-path", cfg.WSPath,
 		"-publish-key", t.publishKey, "-ticket-ttl", "10m"}
-	if scenario != "channels" { // under -echo no command is read: channels subscribe
+	if scenario != "channels" && scenario != "storm" { // under -echo no command is read: channels subscribe
 		args = append(args, "-echo")
 	}
 	if name == "turnstile" {
@@ -88,6 +89,9 @@ func startNode(cfg *Config, name, scenario string, opts nodeOpts) (*target, erro
 	}
 	t.cmd = exec.Command(bin, append(args, opts.args...)...)
 	t.cmd.Env = append(append(os.Environ(), "TURNSTILE_PUBLISH_KEY="+t.publishKey), opts.env...)
+	if err := t.profileTo(cfg, name, scenario); err != nil {
+		return nil, err
+	}
 	if cfg.Procs > 0 {
 		t.cmd.Env = append(t.cmd.Env, "GOMAXPROCS="+strconv.Itoa(cfg.Procs))
 	}

@@ -54,7 +54,7 @@ func ParseThreshold(s string) (Threshold, error) {
 	if !ok || metric == "" || right == "" {
 		return th, fmt.Errorf("-threshold %q: %w", s, errBadThreshold)
 	}
-	if !slices.Contains(knownScenarios, sc) {
+	if !slices.Contains(knownScenarios, sc) && !slices.Contains(moreScenarios, sc) {
 		return th, fmt.Errorf("-threshold %q: %w: %q", s, errUnknownScenario, sc)
 	}
 	if th.Server != "" {

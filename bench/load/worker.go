@@ -32,6 +32,7 @@ type job struct {
 	Duration  time.Duration `json:"duration"`
 	EchoSize  int           `json:"echo_size"`
 	Channels  int           `json:"channels"`
+	Storm     stormJob      `json:"storm"`
 	HSTimeout time.Duration `json:"handshake_timeout"`
 	Deadline  int64         `json:"deadline"` // Unix ns after which the worker gives up
 }
@@ -47,15 +48,16 @@ type event struct {
 
 // workerResult is what a worker counted. Times are Unix ns.
 type workerResult struct {
-	Started    int64 `json:"started"`
-	Opened     int64 `json:"opened"`
-	Rejected   int64 `json:"rejected"`   // non-101 answers
-	Failed     int64 `json:"failed"`     // errors and timeouts before opening
-	Dropped    int64 `json:"dropped"`    // closed by the server after opening
-	Messages   int64 `json:"messages"`   // deliveries, echoes, churn cycles or rejections inside the measured window
-	Welcomed   int64 `json:"welcomed"`   // connections that got their welcome
-	Subscribed int64 `json:"subscribed"` // channels: connections whose subscribe was answered
-	Closed     int64 `json:"closed"`     // churn: cycles the client closed
+	Started    int64      `json:"started"`
+	Opened     int64      `json:"opened"`
+	Rejected   int64      `json:"rejected"`   // non-101 answers
+	Failed     int64      `json:"failed"`     // errors and timeouts before opening
+	Dropped    int64      `json:"dropped"`    // closed by the server after opening
+	Messages   int64      `json:"messages"`   // deliveries, echoes, churn cycles or rejections inside the measured window
+	Welcomed   int64      `json:"welcomed"`   // connections that got their welcome
+	Subscribed int64      `json:"subscribed"` // channels: connections whose subscribe was answered
+	Closed     int64      `json:"closed"`     // churn: cycles the client closed
+	Storm      stormStats `json:"storm"`
 	// The worker's own CPU time in the measured phase, ns.
 	ClientUser int64         `json:"client_user"`
 	ClientSys  int64         `json:"client_sys"`
@@ -134,6 +136,7 @@ type worker struct {
 	api     *apiClient
 	echoMsg []byte
 	phase   int // 0 connecting, 1 measuring, 2 finished
+	storm   *stormState
 	cpuFrom cpuUsage
 	cpuDone bool
 }
@@ -176,7 +179,7 @@ func (w *worker) run() error {
 	defer eng.shutdown()
 	w.api = newAPIClient(j.HTTPAddr, 8)
 	switch j.Scenario {
-	case "connect", "fanout", "echo", "channels":
+	case "connect", "fanout", "echo", "channels", "storm":
 		if w.tickets, err = w.api.tickets(j.Token, j.Conns, 8); err != nil {
 			return err
 		}
@@ -190,6 +193,14 @@ func (w *worker) run() error {
 	}
 	if j.Scenario == "echo" {
 		w.echoMsg = make([]byte, j.EchoSize)
+	}
+	if j.Scenario == "storm" {
+		stop := make(chan struct{})
+		defer close(stop)
+		w.storm = newStormState(j.Conns)
+		for range 8 {
+			go w.stormTickets(stop)
+		}
 	}
 	w.emit("ready")
 	if err := w.await("go"); err != nil {
@@ -255,6 +266,9 @@ func (w *worker) loop() {
 			if c == "stop" {
 				return
 			}
+			if w.storm != nil {
+				w.stormCommand(c, now)
+			}
 		default:
 		}
 		if now > j.Deadline {
@@ -270,19 +284,19 @@ func (w *worker) loop() {
 			inFlight = int(w.res.Started - w.res.Closed - w.res.Rejected - w.res.Failed - w.res.Dropped)
 		}
 		switch j.Scenario {
-		case "connect", "fanout", "echo", "channels":
+		case "connect", "fanout", "echo", "channels", "storm":
 			allowed := int64(j.Conns)
 			if j.Rate > 0 {
 				allowed = min(allowed, 1+int64(j.Rate*float64(now-start)/1e9))
 			}
 			for w.res.Started < allowed && inFlight < j.InFlight {
-				w.dial(w.tickets[w.res.Started], now)
+				w.dial(w.tickets[w.res.Started], int(w.res.Started), now)
 				inFlight++
 			}
 			// Ready when every connection is welcomed (so registered in
 			// the server's hub) or lost.
 			ready := w.res.Welcomed
-			if j.Scenario == "channels" {
+			if j.Scenario == "channels" || (j.Scenario == "storm" && j.Storm.Recover) {
 				ready = w.res.Subscribed // registered in the channel, not only welcomed
 			}
 			if w.phase == 0 && ready+w.res.Rejected+w.res.Failed+w.res.Dropped >= int64(j.Conns) {
@@ -293,6 +307,9 @@ func (w *worker) loop() {
 					w.cpuMark() // the connects are not fan-out or echo work
 				}
 				w.emit("connected")
+				if j.Scenario == "storm" {
+					w.storm.live = true // from now on a lost connection comes back
+				}
 				if j.Scenario == "echo" {
 					w.res.Begin = now
 					w.eng.each(func(c *wsconn) { w.sendEcho(c, now) })
@@ -326,9 +343,12 @@ func (w *worker) loop() {
 						break
 					}
 				}
-				w.dial(t, now)
+				w.dial(t, 0, now)
 				inFlight++
 			}
+		}
+		if w.storm != nil {
+			w.stormRedial(now)
 		}
 		if now-lastProgress > int64(500*time.Millisecond) {
 			w.emit("progress")
@@ -337,12 +357,12 @@ func (w *worker) loop() {
 	}
 }
 
-func (w *worker) dial(ticket string, now int64) {
+func (w *worker) dial(ticket string, id int, now int64) {
 	if w.res.FirstDial == 0 {
 		w.res.FirstDial = now
 	}
 	w.res.Started++
-	w.eng.dial(ticket, now)
+	w.eng.dial(ticket, id, now)
 }
 
 func (w *worker) sendEcho(c *wsconn, now int64) {
@@ -368,6 +388,9 @@ func (w *worker) onReject(c *wsconn, status int, now int64) {
 		w.res.Statuses = map[int]int64{}
 	}
 	w.res.Statuses[status]++
+	if w.storm != nil {
+		w.stormRetry(c, now)
+	}
 	// Only answers inside the measured window count towards the rate;
 	// the ones still in flight when it closes arrive after End.
 	if w.job.Scenario == "reject" && w.phase == 1 {
@@ -393,11 +416,18 @@ func (w *worker) onMessage(c *wsconn, op byte, payload []byte, now int64) {
 			w.eng.close(c)
 			w.res.Closed++
 		}
+		if w.storm != nil {
+			w.stormWelcome(c, now)
+		}
 		if w.job.Scenario == "channels" {
 			// Spread the connections over the channels, across workers.
 			k := (int64(w.job.ID)*7919 + w.res.Welcomed) % int64(w.job.Channels)
 			w.eng.send(c, opText, fmt.Appendf(nil, `{"type":"subscribe","channel":"load:%d"}`, k), now)
 		}
+		return
+	}
+	if w.storm != nil {
+		w.stormMessage(c, payload, now)
 		return
 	}
 	if w.job.Scenario == "channels" && bytes.Contains(payload, subscribedType) {
@@ -431,6 +461,9 @@ var welcomeType = []byte(`"type":"welcome"`)
 var subscribedType = []byte(`"type":"subscribed"`)
 
 func (w *worker) onFail(c *wsconn, err error, now int64) {
+	if w.storm != nil && w.stormLost(c, err, now) {
+		return
+	}
 	if c.opened {
 		w.res.Dropped++
 	} else {

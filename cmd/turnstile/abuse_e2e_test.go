@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,42 +8,6 @@ import (
 	"testing"
 	"time"
 )
-
-// answer is one HTTP response, read whole.
-type answer struct {
-	code int
-	hdr  http.Header
-	body []byte
-}
-
-// errorText is the "error" of a JSON error body, or "" if there is none.
-func (a answer) errorText() string {
-	var e struct{ Error string }
-	_ = json.Unmarshal(a.body, &e)
-	return e.Error
-}
-
-// call sends a request with optional bearer and X-Forwarded-For and reads the answer.
-func (s *testServer) call(t *testing.T, method, path, bearer, from, body string) answer {
-	t.Helper()
-	req, err := http.NewRequest(method, s.HTTP+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	if from != "" {
-		req.Header.Set("X-Forwarded-For", from)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, resp.Header, data}
-}
 
 // Issue 9 item 3: a publish whose data is not UTF-8 JSON (or holds an
 // unpaired surrogate escape) is refused with 400 and never reaches a

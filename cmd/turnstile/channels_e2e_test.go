@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -169,18 +168,6 @@ func TestEndToEndChannels(t *testing.T) {
 	if code := s.do(t, "POST", "/disconnect", "", `{"user":"maggie"}`, nil); code != http.StatusUnauthorized {
 		t.Fatalf("disconnect without key: %d", code)
 	}
-}
-
-// metrics returns the /metrics page.
-func (s *testServer) metrics(t *testing.T) string {
-	t.Helper()
-	resp, err := http.Get(s.HTTP + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
 }
 
 // -auth-channels replaces -dev's "*": only the grants open channels, and

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"io"
@@ -17,14 +16,7 @@ import (
 // `turnstile_closes_total{reason="idle_timeout"}`, or -1 if it is absent.
 func (s *testServer) metric(t *testing.T, sample string) float64 {
 	t.Helper()
-	resp, err := http.Get(s.HTTP + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
+	for _, line := range strings.Split(s.metrics(t), "\n") {
 		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
 			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
 			if err != nil {

@@ -230,7 +230,10 @@ func (c *config) validate() error {
 		flag string
 		d    time.Duration
 	}{{"-jwt-ttl", c.JWTTTL}, {"-ticket-ttl", c.TicketTTL}, {"-handshake-timeout", c.HandshakeTime},
-		{"-ping-interval", c.PingInterval}, {"-idle-timeout", c.IdleTimeout}, {"-drain-timeout", c.DrainTimeout}}
+		{"-ping-interval", c.PingInterval}, {"-idle-timeout", c.IdleTimeout}, {"-drain-timeout", c.DrainTimeout},
+		{"-login-addr-interval", c.Login.AddrInterval}, {"-login-user-interval", c.Login.UserInterval},
+		{"-login-known-ttl", c.Login.KnownTTL}, {"-publish-auth-interval", c.PublishAuthInterval},
+		{"-history-ttl", c.HistoryTTL}}
 	for _, p := range positive {
 		if p.d <= 0 {
 			bad("%s %v: must be positive", p.flag, p.d)
@@ -239,8 +242,8 @@ func (c *config) validate() error {
 	if c.PingInterval > 0 && c.IdleTimeout > 0 && c.PingInterval >= c.IdleTimeout {
 		bad("-ping-interval %v must be shorter than -idle-timeout %v, or idle but healthy clients are closed", c.PingInterval, c.IdleTimeout)
 	}
-	if c.TicketCapacity < 1 || c.TicketCapacity > ticket.MaxCapacity {
-		bad("-ticket-capacity %d: must be between 1 and %d", c.TicketCapacity, ticket.MaxCapacity)
+	if c.TicketCapacity > ticket.MaxCapacity {
+		bad("-ticket-capacity %d: must be at most %d", c.TicketCapacity, ticket.MaxCapacity)
 	}
 	if c.MaxHeaderBytes < 512 {
 		bad("-max-header-bytes %d: must be at least 512", c.MaxHeaderBytes)
@@ -266,18 +269,10 @@ func (c *config) validate() error {
 	for _, p := range []struct {
 		flag string
 		v    int
-	}{{"-login-addr-burst", c.Login.AddrBurst}, {"-login-user-burst", c.Login.UserBurst}, {"-publish-auth-burst", c.PublishAuthBurst}} {
+	}{{"-ticket-capacity", c.TicketCapacity}, {"-login-addr-burst", c.Login.AddrBurst}, {"-login-user-burst", c.Login.UserBurst},
+		{"-publish-auth-burst", c.PublishAuthBurst}, {"-history-size", c.HistorySize}, {"-max-channels-per-conn", c.MaxChannelsPerConn}} {
 		if p.v < 1 {
 			bad("%s %d: must be at least 1", p.flag, p.v)
-		}
-	}
-	for _, p := range []struct {
-		flag string
-		d    time.Duration
-	}{{"-login-addr-interval", c.Login.AddrInterval}, {"-login-user-interval", c.Login.UserInterval},
-		{"-login-known-ttl", c.Login.KnownTTL}, {"-publish-auth-interval", c.PublishAuthInterval}} {
-		if p.d <= 0 {
-			bad("%s %v: must be positive", p.flag, p.d)
 		}
 	}
 	if c.MaxTicketsPerUser < 0 || c.MaxTicketsPerUser > auth.MaxTicketQuota {
@@ -286,17 +281,8 @@ func (c *config) validate() error {
 	if c.Loops < 0 {
 		bad("-loops %d: must be 0 (GOMAXPROCS) or more", c.Loops)
 	}
-	if c.HistorySize < 1 {
-		bad("-history-size %d: must be at least 1", c.HistorySize)
-	}
-	if c.HistoryTTL <= 0 {
-		bad("-history-ttl %v: must be positive", c.HistoryTTL)
-	}
 	if c.HistoryMaxBytes < 1<<20 {
 		bad("-history-max-bytes %d: must be at least 1048576 (1 MiB)", c.HistoryMaxBytes)
-	}
-	if c.MaxChannelsPerConn < 1 {
-		bad("-max-channels-per-conn %d: must be at least 1", c.MaxChannelsPerConn)
 	}
 	if c.ChannelsClaim == "" {
 		bad("-channels-claim must not be empty")

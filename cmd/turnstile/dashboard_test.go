@@ -87,7 +87,7 @@ func dashboardExprs(t *testing.T) []string {
 func TestDashboardQueriesExistingMetrics(t *testing.T) {
 	exprs := dashboardExprs(t)
 	s := startBinary(t)
-	samples := parseSamples(scrape(t, s))
+	samples := parseSamples(s.metrics(t))
 	byName := map[string][]sample{}
 	for _, smp := range samples {
 		byName[smp.name] = append(byName[smp.name], smp)

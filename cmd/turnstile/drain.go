@@ -1,8 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"net/http"
+
+	"github.com/turnstile-push/turnstile/auth"
 )
 
 // refuseWhileDraining answers 503 on the endpoints that start new work on
@@ -21,18 +22,6 @@ func (s *server) refuseWhileDraining(next http.Handler) http.Handler {
 		h := w.Header()
 		h.Set("Retry-After", "1")
 		h.Set("Connection", "close")
-		writeError(w, http.StatusServiceUnavailable, "server is shutting down, retry on another node")
+		auth.WriteError(w, http.StatusServiceUnavailable, "server is shutting down, retry on another node")
 	})
-}
-
-// writeError answers {"error": msg} with status, never cached.
-func writeError(w http.ResponseWriter, status int, msg string) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	b, _ := json.Marshal(struct {
-		Error string `json:"error"`
-	}{msg})
-	_, _ = w.Write(append(b, '\n'))
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -68,13 +67,8 @@ func rawConns(t *testing.T, addr string, n int, wait time.Duration) ([]net.Conn,
 
 func (s *testServer) readyz(t *testing.T) (int, string) {
 	t.Helper()
-	resp, err := http.Get(s.HTTP + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	a := s.call(t, "GET", "/readyz", "", "", "")
+	return a.code, string(a.body)
 }
 
 // Running out of file descriptors is transient: under `ulimit -n 256`, 300

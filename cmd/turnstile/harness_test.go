@@ -161,8 +161,37 @@ func (s *testServer) Wait(t *testing.T, d time.Duration) int {
 	}
 }
 
-// do sends a request and decodes a JSON answer into out (if not nil).
-func (s *testServer) do(t *testing.T, method, path, bearer, body string, out any) int {
+// metrics returns the /metrics page; anything but 200 fails the test.
+func (s *testServer) metrics(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get(s.HTTP + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d %v", resp.StatusCode, err)
+	}
+	return string(b)
+}
+
+// answer is one HTTP response, read whole.
+type answer struct {
+	code int
+	hdr  http.Header
+	body []byte
+}
+
+// errorText is the "error" of a JSON error body, or "" if there is none.
+func (a answer) errorText() string {
+	var e struct{ Error string }
+	_ = json.Unmarshal(a.body, &e)
+	return e.Error
+}
+
+// call sends a request with optional bearer and X-Forwarded-For and reads the answer.
+func (s *testServer) call(t *testing.T, method, path, bearer, from, body string) answer {
 	t.Helper()
 	req, err := http.NewRequest(method, s.HTTP+path, strings.NewReader(body))
 	if err != nil {
@@ -171,18 +200,28 @@ func (s *testServer) do(t *testing.T, method, path, bearer, body string, out any
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
+	if from != "" {
+		req.Header.Set("X-Forwarded-For", from)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode == http.StatusOK {
-		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("%s %s: %v in %s", method, path, err, data)
+	return answer{resp.StatusCode, resp.Header, data}
+}
+
+// do sends a request and decodes a JSON answer into out (if not nil).
+func (s *testServer) do(t *testing.T, method, path, bearer, body string, out any) int {
+	t.Helper()
+	a := s.call(t, method, path, bearer, "", body)
+	if out != nil && a.code == http.StatusOK {
+		if err := json.Unmarshal(a.body, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, path, err, a.body)
 		}
 	}
-	return resp.StatusCode
+	return a.code
 }
 
 // Login returns a token for user, failing the test on anything but 200.
@@ -199,11 +238,34 @@ func (s *testServer) Login(t *testing.T, user, pwd string) string {
 // Ticket trades a token for a ticket and the URL to connect to.
 func (s *testServer) Ticket(t *testing.T, token string) (tkt, url string) {
 	t.Helper()
-	var out struct{ Ticket, URL string }
-	if code := s.do(t, "POST", "/ws_ticket", token, "", &out); code != http.StatusOK || out.Ticket == "" {
+	code, tkt, url := s.ticketStatus(t, token, "")
+	if code != http.StatusOK || tkt == "" {
 		t.Fatalf("ws_ticket: status %d", code)
 	}
-	return out.Ticket, out.URL
+	return tkt, url
+}
+
+// ticketStatus asks /ws_ticket with token (and Origin, if not empty) and
+// returns the status and, on 200, the ticket and URL.
+func (s *testServer) ticketStatus(t *testing.T, token, origin string) (status int, tkt, url string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", s.HTTP+"/ws_ticket", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ Ticket, URL string }
+	if resp.StatusCode == 200 {
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return resp.StatusCode, out.Ticket, out.URL
 }
 
 // Publish posts body to /publish with the server's key and returns the

@@ -32,6 +32,8 @@ func (s *server) cors(next http.Handler) http.Handler {
 	})
 }
 
+// statusRecorder notes the status a wrapped handler answers with. Unwrap
+// lets http.ResponseController reach the connection's writer through it.
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
@@ -41,6 +43,8 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
 }
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // accessLog logs each request at debug level. It logs the path only, never
 // the query string, so a ticket or token in a URL cannot reach the logs.

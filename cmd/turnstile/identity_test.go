@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -24,29 +21,6 @@ import (
 
 	"github.com/turnstile-push/turnstile/internal/testidp"
 )
-
-// ticketStatus asks /ws_ticket with token (and Origin, if not empty) and
-// returns the status and, on 200, the ticket and URL.
-func (s *testServer) ticketStatus(t *testing.T, token, origin string) (status int, tkt, url string) {
-	t.Helper()
-	req, _ := http.NewRequest("POST", s.HTTP+"/ws_ticket", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	if origin != "" {
-		req.Header.Set("Origin", origin)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct{ Ticket, URL string }
-	if resp.StatusCode == 200 {
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return resp.StatusCode, out.Ticket, out.URL
-}
 
 // dialWith upgrades with an Origin and subprotocols; it returns the status
 // (101 on success), the protocol the server chose and the welcome's user.
@@ -139,13 +113,7 @@ func TestEndToEndJWKS(t *testing.T) {
 	})
 
 	t.Run("1000 random kids", func(t *testing.T) {
-		key := idp.Key("rsa-1")
-		tokens := make([]string, 1000)
-		for i := range tokens {
-			var kid [9]byte
-			rand.Read(kid[:])
-			tokens[i] = testidp.Sign(t, key.Method, key.Priv, map[string]any{"kid": base64.RawURLEncoding.EncodeToString(kid[:])}, testidp.Claims("mallory"))
-		}
+		tokens := idp.MintUnknownKIDs(t, "rsa-1", 1000, "mallory")
 		before := idp.Fetches()
 		start := time.Now()
 		var wg sync.WaitGroup
@@ -194,14 +162,7 @@ func TestEndToEndJWKS(t *testing.T) {
 				t.Errorf("%s while the provider is down: %d, want 200 from the cached key", kid, code)
 			}
 		}
-		var body strings.Builder
-		resp, err := http.Get(s.HTTP + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(&body, resp.Body)
-		resp.Body.Close()
-		if !strings.Contains(body.String(), `turnstile_jwks_fetches_total{result="failed"}`) {
+		if !strings.Contains(s.metrics(t), `turnstile_jwks_fetches_total{result="failed"}`) {
 			t.Error("/metrics lacks turnstile_jwks_fetches_total{result=\"failed\"}")
 		}
 	})

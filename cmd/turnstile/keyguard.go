@@ -4,15 +4,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/turnstile-push/turnstile/auth"
+	"github.com/turnstile-push/turnstile/internal/ratelog"
 )
 
-// keyGuard protects the endpoints that take the publish key (/publish, and
-// any later one such as /disconnect): it counts the requests their handler
+// keyGuard protects the endpoints that take the publish key (/publish and
+// /disconnect): it counts the requests their handler
 // answers 401, logs them (rate-limited, never the key) and throttles the
 // client address that sends them.
 //
@@ -37,8 +37,7 @@ type keyGuard struct {
 	failures, throttled atomic.Uint64
 	// Logging: at most one line per keyGuardLogEvery, saying how many
 	// failures it stands for.
-	nextLog    atomic.Int64
-	unreported atomic.Uint64
+	logLimit ratelog.Limiter
 }
 
 const keyGuardLogEvery = 10 * time.Second
@@ -52,6 +51,7 @@ func newKeyGuard(burst int, interval time.Duration, clientAddr func(*http.Reques
 		clientAddr: clientAddr,
 		log:        log,
 		now:        time.Now,
+		logLimit:   ratelog.Limiter{Every: keyGuardLogEvery},
 	}
 }
 
@@ -62,11 +62,11 @@ func (g *keyGuard) wrap(next http.Handler) http.Handler {
 		addr := g.clientAddr(r)
 		if wait := g.limit.Blocked(addr); wait > 0 {
 			g.throttled.Add(1)
-			w.Header().Set("Retry-After", strconv.FormatInt(max(1, int64((wait+time.Second-1)/time.Second)), 10))
-			writeError(w, http.StatusTooManyRequests, "too many requests with a wrong key from this address, retry later")
+			w.Header().Set("Retry-After", auth.RetryAfter(wait))
+			auth.WriteError(w, http.StatusTooManyRequests, "too many requests with a wrong key from this address, retry later")
 			return
 		}
-		rec := &guardRecorder{ResponseWriter: w, status: http.StatusOK}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
 		if rec.status == http.StatusUnauthorized {
 			g.failures.Add(1)
@@ -76,31 +76,12 @@ func (g *keyGuard) wrap(next http.Handler) http.Handler {
 	})
 }
 
-// guardRecorder notes the status the guarded handler answers with. Unwrap
-// lets http.ResponseController reach the connection's writer through it.
-type guardRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *guardRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *guardRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
 // report logs a refused key, at most once per keyGuardLogEvery whatever the
 // rate: a guesser sets the rate, and must not fill the disk.
 func (g *keyGuard) report(addr, path string) {
-	g.unreported.Add(1)
-	now := g.now().UnixNano()
-	next := g.nextLog.Load()
-	if now < next || !g.nextLog.CompareAndSwap(next, now+int64(keyGuardLogEvery)) {
-		return
+	if ok, suppressed := g.logLimit.Allow(g.now()); ok {
+		g.log.Warn("wrong publish key", "addr", addr, "path", path, "failures_since_last_line", suppressed+1)
 	}
-	n := g.unreported.Swap(0)
-	g.log.Warn("wrong publish key", "addr", addr, "path", path, "failures_since_last_line", n)
 }
 
 // peerHost is the IP of the TCP peer.

@@ -8,13 +8,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/turnstile-push/turnstile/auth"
 )
 
 // keyedHandler answers 401 unless the request carries key, like /publish.
 func keyedHandler(key string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer "+key {
-			writeError(w, http.StatusUnauthorized, "missing or wrong publish key")
+			auth.WriteError(w, http.StatusUnauthorized, "missing or wrong publish key")
 			return
 		}
 		w.WriteHeader(http.StatusOK)

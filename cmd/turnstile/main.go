@@ -1,6 +1,7 @@
 // Command turnstile is the WebSocket push server: a JWT buys a one-time
 // ticket over HTTP, the ticket buys one WebSocket connection, and backends
-// push to users or everyone through POST /publish. See README.md.
+// publish to channels, to a user's personal channel "#<user>" or to
+// everyone through POST /publish. See README.md and PROTOCOL.md.
 package main
 
 import (
@@ -48,6 +49,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	defer startCPUProfiler(getenv, log)()
 	srv, err := newServer(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "turnstile: %v\n", err)

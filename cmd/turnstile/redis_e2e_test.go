@@ -93,15 +93,8 @@ func TestRedisNodeFailsClosedAndRecovers(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	req, _ := http.NewRequest("POST", node.HTTP+"/ws_ticket", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("/ws_ticket with Redis down: %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	if a := node.call(t, "POST", "/ws_ticket", token, "", ""); a.code != http.StatusServiceUnavailable || a.hdr.Get("Retry-After") == "" {
+		t.Fatalf("/ws_ticket with Redis down: %d Retry-After %q, want 503 with Retry-After", a.code, a.hdr.Get("Retry-After"))
 	}
 	if code := dialStatus(t, spare); code != http.StatusServiceUnavailable {
 		t.Fatalf("upgrade with Redis down: %d, want 503", code)

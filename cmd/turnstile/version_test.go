@@ -1,8 +1,6 @@
 package main
 
 import (
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,7 +90,7 @@ func TestVersionStampsTheCommit(t *testing.T) {
 	binaryPath = bin
 	defer func() { binaryPath = saved }()
 	s := startBinary(t)
-	metrics := scrape(t, s)
+	metrics := s.metrics(t)
 	re := regexp.MustCompile(`(?m)^turnstile_build_info\{goversion="([^"]+)",revision="([^"]+)",version="([^"]+)"\} 1$`)
 	m := re.FindStringSubmatch(metrics)
 	if m == nil {
@@ -101,20 +99,6 @@ func TestVersionStampsTheCommit(t *testing.T) {
 	if m[1] != runtime.Version() || m[2] != rev || !strings.Contains(line, "turnstile "+m[3]+" ") {
 		t.Fatalf("turnstile_build_info %v disagrees with -version %q", m[1:], line)
 	}
-}
-
-func scrape(t *testing.T, s *testServer) string {
-	t.Helper()
-	resp, err := http.Get(s.HTTP + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("/metrics: %d %v", resp.StatusCode, err)
-	}
-	return string(b)
 }
 
 func grepLines(s, sub string) string {

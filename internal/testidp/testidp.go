@@ -178,6 +178,21 @@ func (p *Provider) Mint(t testing.TB, kid string, claims jwt.MapClaims) string {
 	return Sign(t, k.Method, k.Priv, map[string]any{"kid": kid}, claims)
 }
 
+// MintUnknownKIDs is n tokens for user signed with the published key kid but
+// each naming a fresh random kid in its header: a flood that makes a
+// verifier look for keys the provider never published.
+func (p *Provider) MintUnknownKIDs(t testing.TB, kid string, n int, user string) []string {
+	t.Helper()
+	k := p.Key(kid)
+	tokens := make([]string, n)
+	for i := range tokens {
+		var id [8]byte
+		rand.Read(id[:])
+		tokens[i] = Sign(t, k.Method, k.Priv, map[string]any{"kid": base64.RawURLEncoding.EncodeToString(id[:])}, Claims(user))
+	}
+	return tokens
+}
+
 // Sign signs claims with method and key, setting header fields beside alg
 // and typ: the way to forge a token.
 func Sign(t testing.TB, method jwt.SigningMethod, key any, header map[string]any, claims jwt.MapClaims) string {

@@ -18,11 +18,7 @@ func TestClusterTickets(t *testing.T) {
 	sealer, _ := ticket.NewSealer(testKey)
 	var stores []*Store
 	for range 2 {
-		c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: cl.Addrs(), DisableCache: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Close)
+		c := redistest.Client(t, cl.Addrs()...)
 		s, err := New(Config{Shards: []rueidis.Client{c}, Sealer: sealer, Timeout: 10 * time.Second})
 		if err != nil {
 			t.Fatal(err)

@@ -22,10 +22,7 @@ func TestClusterDeliveryAndHistory(t *testing.T) {
 func testCluster(t *testing.T, sharded bool) {
 	cl := redistest.StartCluster(t)
 	newClusterNode := func() (*Broker, *recorder) {
-		c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: cl.Addrs(), DisableCache: true})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := redistest.Client(t, cl.Addrs()...)
 		if len(c.Nodes()) != 3 {
 			t.Fatalf("client sees %d nodes, want a 3-master cluster", len(c.Nodes()))
 		}
@@ -37,7 +34,7 @@ func testCluster(t *testing.T, sharded bool) {
 		if err := b.Start(r); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = b.Close(); c.Close() })
+		t.Cleanup(func() { _ = b.Close() })
 		return b, r
 	}
 	a, _ := newClusterNode()

@@ -125,6 +125,6 @@ func benchNode(b *testing.B, addr string, h broker.Handler) *Broker {
 	if err := n.Start(h); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = n.Close(); c[0].Close() })
+	b.Cleanup(func() { _ = n.Close() })
 	return n
 }

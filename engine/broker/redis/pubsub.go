@@ -142,8 +142,21 @@ func (s *shard) close() {
 func (b *Broker) Subscribe(ctx context.Context, channel string) error {
 	s := b.shardFor(channel)
 	_, _, ps := b.keys(channel)
+	// The position before the subscription: it seeds the channel's last
+	// delivered position, so that a gap (a publication this node's pub/sub
+	// missed, e.g. while it reconnects after an outage) is filled from
+	// history even for a channel that had no message here yet. Read before
+	// subscribing, it can only be behind what the engine reads after.
+	seed, err := b.Position(ctx, channel)
+	if err != nil {
+		return err
+	}
 	if b.cfg.Sharded {
-		return b.subscribeSharded(ctx, s, ps, channel)
+		if err := b.subscribeSharded(ctx, s, ps, channel); err != nil {
+			return err
+		}
+		s.seed(channel, seed)
+		return nil
 	}
 	s.mu.Lock()
 	s.channels[ps] = channel
@@ -153,13 +166,13 @@ func (b *Broker) Subscribe(ctx context.Context, channel string) error {
 		s.forget(ps, channel)
 		return broker.ErrUnavailable
 	}
-	_, err := b.do(ctx, func(ctx context.Context) rueidis.RedisResult {
+	if _, err := b.do(ctx, func(ctx context.Context) rueidis.RedisResult {
 		return dc.Do(ctx, dc.B().Subscribe().Channel(ps).Build())
-	})
-	if err != nil {
+	}); err != nil {
 		s.forget(ps, channel)
 		return err
 	}
+	s.seed(channel, seed)
 	return nil
 }
 
@@ -350,6 +363,18 @@ func (s *shard) retry(f func() error) error {
 		}
 	}
 	return err
+}
+
+// seed sets the channel's last delivered position unless a publication
+// already did.
+func (s *shard) seed(channel string, p broker.Position) {
+	s.mu.Lock()
+	if _, known := s.last[channel]; !known {
+		if _, subscribed := s.channels[s.b.cfg.Prefix+"{"+channel+"}:p"]; subscribed {
+			s.last[channel] = p
+		}
+	}
+	s.mu.Unlock()
 }
 
 func (s *shard) setLast(channel string, p broker.Position) {
