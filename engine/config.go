@@ -48,6 +48,13 @@ type Config struct {
 	SendBufferBytes int
 	Loops           int // 0: GOMAXPROCS
 
+	// Compression negotiates permessage-deflate (RFC 7692) with clients
+	// that offer it, with no context takeover either way (deflate.go).
+	Compression bool
+	// CompressionMinBytes is the smallest pushed payload that is sent
+	// compressed; smaller ones go plain. Default 256.
+	CompressionMinBytes int
+
 	// Echo sends every client data message back with the same opcode.
 	Echo bool
 	// OnMessage, if set, receives every client data message (when Echo is
@@ -99,7 +106,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.HandshakeTimeout < 0 || c.MaxHeaderBytes < 0 || c.MaxMessageBytes < 0 ||
 		c.PingInterval < 0 || c.IdleTimeout < 0 || c.MaxPendingBytes < 0 ||
 		c.MaxConns < 0 || c.MaxConnsPerUser < 0 || c.MaxFDs < 0 || c.SendBufferBytes < 0 || c.Loops < 0 ||
-		c.MaxChannelsPerConn < 0 {
+		c.MaxChannelsPerConn < 0 || c.CompressionMinBytes < 0 {
 		return c, ErrBadLimit
 	}
 	c.HandshakeTimeout = cmp.Or(c.HandshakeTimeout, DefaultHandshakeTimeout)
@@ -109,6 +116,7 @@ func (c Config) withDefaults() (Config, error) {
 	c.IdleTimeout = cmp.Or(c.IdleTimeout, DefaultIdleTimeout)
 	c.MaxPendingBytes = cmp.Or(c.MaxPendingBytes, DefaultMaxPendingBytes)
 	c.MaxChannelsPerConn = cmp.Or(c.MaxChannelsPerConn, DefaultMaxChannelsPerConn)
+	c.CompressionMinBytes = cmp.Or(c.CompressionMinBytes, DefaultCompressionMinBytes)
 	if c.Loops == 0 {
 		c.Loops = runtime.GOMAXPROCS(0)
 	}

@@ -41,7 +41,16 @@ type wsCase struct {
 	orClose int
 	// chop, when set, writes the case's bytes in pieces of chop bytes.
 	chop int
+	// offer is the case's Sec-WebSocket-Extensions offer ("" none);
+	// declined says the server must not grant it, else it must answer
+	// with deflateGranted exactly.
+	offer    string
+	declined bool
 }
+
+// deflateGranted is the server's one answer to a permessage-deflate offer.
+// (gobwas writes it without spaces; the comparison ignores them.)
+const deflateGranted = "permessage-deflate;server_no_context_takeover;client_no_context_takeover"
 
 // caseResult is one row of a category's summary table.
 type caseResult struct {
@@ -62,7 +71,12 @@ func (c wsCase) run(t *testing.T, s *testServer, chop int) caseResult {
 		chop = c.chop
 	}
 	cl.chop = chop
-	cl.handshake(s.issue(t, "conformance"))
+	_, ext := cl.handshakeOffer(s.issue(t, "conformance"), c.offer)
+	if want := map[bool]string{true: deflateGranted, false: ""}[c.offer != "" && !c.declined]; strings.ReplaceAll(ext, " ", "") != want {
+		res.got = fmt.Sprintf("Sec-WebSocket-Extensions %q", ext)
+		t.Errorf("%s: Sec-WebSocket-Extensions %q, want %q", c.id, ext, want)
+		return res
+	}
 	for _, b := range c.send {
 		if len(b) > 0 && b[0]&0x0F == opClose {
 			cl.wroteClose = true

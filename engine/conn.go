@@ -25,31 +25,35 @@ type Conn struct {
 	id   string
 
 	// Reassembly of a fragmented message: fragOp is 0 when none is in
-	// flight; fragBuf is allocated only while one is and someone wants it.
-	fragOp  ws.OpCode
-	phase   connPhase
-	fragLen int
-	fragBuf []byte
-	utf8    utf8Validator
-	// utf8Seen is how much of the current frame's text payload was
-	// validated while the frame was incomplete (utf8partial.go).
-	utf8Seen int64
+	// flight; fragBuf (its length is the message's so far) is allocated
+	// only while one is. The one-byte fields sit together so that Conn
+	// takes 208 bytes (a size class), not 224.
+	fragOp ws.OpCode
+	phase  connPhase
+	// deflate: the upgrade negotiated permessage-deflate (deflate.go);
+	// fragDeflate: the message being reassembled is compressed.
+	deflate     bool
+	fragDeflate bool
 	// closeReason is why the connection is ending, set when the server
 	// sends its close or answers the client's; zero: connection lost.
 	closeReason  CloseReason
 	resumeQueued bool // waits in loop.resume for another turn
 	// redeeming: the handshake waits for an asynchronous ticket redeem.
 	redeeming bool
+	fragBuf   []byte
+	utf8      utf8Validator
+	// utf8Seen is how much of the current frame's text payload was
+	// validated while the frame was incomplete (utf8partial.go).
+	utf8Seen int64
 
 	lastRead int64 // server clock (ns) of the last bytes from the client
 	lastPing int64 // server clock (ns) of the last ping we sent
 	expires  int64 // server clock (ns) when the session ends; 0: never
 
-	index int // position in loop.conns
-
 	subs      []connSub // its subscriptions; the personal channel's among them
 	grants    []string  // the ticket's channels claim
 	origin    string    // the upgrade's Origin, which a refresh ticket must match
+	index     int32     // position in loop.conns (int32: see fragOp)
 	cmdTokens int32     // command rate limit: tokens left
 	cmdLast   int64     // server clock (ns) the tokens were counted at
 }

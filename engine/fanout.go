@@ -184,7 +184,11 @@ func (l *loop) disconnect(d broker.Disconnect) int {
 const closeDisconnected ws.StatusCode = 4001
 
 // broadcast writes frame to every open connection on this loop.
-func (l *loop) broadcast(frame []byte) int {
+func (l *loop) broadcast(frame []byte) int { return l.broadcastZ(frame, nil) }
+
+// broadcastZ writes frame to every open connection on this loop, in its
+// compressed form z to those that negotiated compression.
+func (l *loop) broadcastZ(frame []byte, z *zframe) int {
 	n := 0
 	// Backwards: closing conns[i] moves the last (already visited) into i.
 	for i := len(l.conns) - 1; i >= 0; i-- {
@@ -193,7 +197,7 @@ func (l *loop) broadcast(frame []byte) int {
 		}
 		if c := l.conns[i]; c.phase == phaseOpen {
 			n++
-			l.push(c, frame)
+			l.push(c, z.frameFor(c, frame))
 		}
 	}
 	return n

@@ -115,6 +115,8 @@ type handshakeScratch struct {
 	reserved bool   // holds a MaxConns slot
 	since    []byte // the URI's since=<offset>:<epoch>, checked; valid until Discard
 	binding         // Origin and Sec-WebSocket-Protocol, for DESIGN 1.7 (binding.go)
+	deflate  bool   // permessage-deflate was accepted (deflate.go)
+	ext      extScan
 }
 
 // newUpgrader builds the loop's Upgrader. Its callbacks write only this
@@ -123,7 +125,7 @@ type handshakeScratch struct {
 func (l *loop) newUpgrader() ws.Upgrader {
 	cfg := &l.srv.cfg
 	anyOrigin := len(cfg.Origins) == 1 && cfg.Origins[0] == "*"
-	return ws.Upgrader{
+	up := ws.Upgrader{
 		ReadBufferSize: cfg.MaxHeaderBytes,
 		OnRequest: func(uri []byte) error {
 			path, query := uri, []byte(nil)
@@ -198,9 +200,14 @@ func (l *loop) newUpgrader() ws.Upgrader {
 				return nil, errRejectUserMax
 			}
 			l.hs.claims = claims
-			return l.hs.protocolHeader(), nil
+			return l.upgradeHeader(), nil
 		},
 	}
+	if cfg.Compression {
+		l.scanExt = l.scanExtension
+		up.ExtensionCustom = l.offeredExtensions
+	}
+	return up
 }
 
 // queryValue finds key's value in a raw query without decoding it (a ticket
@@ -242,7 +249,7 @@ func (l *loop) admit(c *Conn, hdr []byte) (RejectReason, bool) {
 	}
 	l.hs.io.in = hdr
 	l.hs.io.out = l.hs.io.out[:0]
-	l.hs.reserved, l.hs.ticketOK, l.hs.since = false, false, nil
+	l.hs.reserved, l.hs.ticketOK, l.hs.since, l.hs.deflate = false, false, nil, false
 	l.hs.binding.reset()
 	_, err := l.up.Upgrade(&l.hs.io)
 	l.hs.io.in = nil
@@ -257,6 +264,10 @@ func (l *loop) admit(c *Conn, hdr []byte) (RejectReason, bool) {
 		l.srv.openConns.Add(1)
 	}
 	c.user = l.hs.claims.Subject
+	if l.hs.deflate {
+		c.deflate = true
+		l.srv.deflateConns.Add(1)
+	}
 	c.grants = l.hs.claims.Channels
 	if l.hs.originSeen { // a refresh ticket must come from the same page
 		c.origin = l.internOrigin(l.hs.claims.Origin)

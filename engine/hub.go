@@ -34,9 +34,13 @@ type hub struct {
 
 // route is one channel's node-level routing entry.
 type route struct {
-	mask    atomic.Uint64 // bit i%64: loop i holds a subscriber
-	subs    atomic.Int64  // local subscriptions, for "recipients"
-	holders [64]int32     // loops per mask bit; only inside routes.Compute
+	mask atomic.Uint64 // bit i%64: loop i holds a subscriber
+	subs atomic.Int64  // local subscriptions, for "recipients"
+	// holders counts the loops per mask bit, needed only with more than
+	// 64 loops (else a bit is one loop): allocated then, so that a route —
+	// one per personal channel, so one per user — stays 16 bytes.
+	// Only inside routes.Compute.
+	holders *[64]int32
 }
 
 // nodeSub is one channel's broker subscription on this node.
@@ -61,6 +65,13 @@ func (h *hub) hold(channel string, index int) *route {
 		if !loaded {
 			r = &route{}
 		}
+		if h.srv.cfg.Loops <= 64 {
+			r.mask.Or(loopBit(index))
+			return r, xsync.UpdateOp
+		}
+		if r.holders == nil {
+			r.holders = new([64]int32)
+		}
 		b := index % 64
 		if r.holders[b]++; r.holders[b] == 1 {
 			r.mask.Or(loopBit(index))
@@ -76,9 +87,12 @@ func (h *hub) unhold(channel string, index int) {
 		if !loaded {
 			return r, xsync.CancelOp
 		}
-		b := index % 64
-		if r.holders[b]--; r.holders[b] == 0 {
+		if r.holders == nil {
 			r.mask.And(^loopBit(index))
+		} else if b := index % 64; r.holders[b] > 0 {
+			if r.holders[b]--; r.holders[b] == 0 {
+				r.mask.And(^loopBit(index))
+			}
 		}
 		if r.mask.Load() == 0 {
 			return r, xsync.DeleteOp
@@ -159,7 +173,8 @@ type delivery struct {
 	channel string
 	offset  uint64
 	epoch   string
-	frame   []byte // encoded once for every loop
+	frame   []byte  // encoded once for every loop
+	z       *zframe // its compressed form, made once if wanted; nil: never
 }
 
 // HandlePublication runs p on each loop that holds a subscriber of its
@@ -176,6 +191,7 @@ func (h *hub) HandlePublication(p broker.Publication) {
 	}
 	d := &delivery{channel: p.Channel, offset: p.Offset, epoch: p.Epoch,
 		frame: encodeChannelMessage(p.Channel, p.Offset, p.Data)}
+	d.z = h.srv.newZframe(len(d.frame))
 	for _, l := range h.srv.loopList() {
 		if mask&loopBit(l.index) != 0 {
 			_ = l.el.Execute(context.Background(), l.deliverTask(d))
@@ -187,9 +203,10 @@ func (h *hub) HandlePublication(p broker.Publication) {
 // Called by the broker; it never blocks.
 func (h *hub) HandleBroadcast(data []byte) {
 	frame := encodeMessage(data)
+	z := h.srv.newZframe(len(frame))
 	for _, l := range h.srv.loopList() {
 		_ = l.el.Execute(context.Background(), runnable(func(context.Context) error {
-			l.broadcast(frame)
+			l.broadcastZ(frame, z)
 			return nil
 		}))
 	}

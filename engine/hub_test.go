@@ -160,7 +160,7 @@ func TestHubIndexRemoveOrders(t *testing.T) {
 				t.Fatalf("order %v: broadcast reached %d, want %d", order, got, len(left))
 			}
 			for j, c := range l.conns {
-				if c.index != j {
+				if int(c.index) != j {
 					t.Fatalf("conns[%d].index = %d", j, c.index)
 				}
 			}
@@ -174,6 +174,35 @@ func TestHubIndexRemoveOrders(t *testing.T) {
 		}
 		if len(l.chans) != 0 || l.srv.hub.routes.Size() != 0 {
 			t.Fatalf("order %v: channels left %v, routes %d", order, l.chans, l.srv.hub.routes.Size())
+		}
+	}
+}
+
+// TestRouteManyLoops: with more than 64 loops two loops share a mask bit,
+// and the bit stays set until both let go of the channel.
+func TestRouteManyLoops(t *testing.T) {
+	for _, loops := range []int{2, 65} {
+		s, err := New(Config{Store: fixedStore{}, Loops: loops})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := s.hub
+		r := h.hold("news", 1)
+		if loops > 64 {
+			h.hold("news", 65) // the same bit as loop 1
+			h.unhold("news", 1)
+			if r.mask.Load()&loopBit(1) == 0 {
+				t.Fatalf("%d loops: bit cleared while loop 65 still holds the channel", loops)
+			}
+			h.unhold("news", 65)
+		} else {
+			if r.holders != nil {
+				t.Fatalf("%d loops: route allocated per-bit counts", loops)
+			}
+			h.unhold("news", 1)
+		}
+		if _, ok := h.routes.Load("news"); ok {
+			t.Fatalf("%d loops: route kept after every loop let go", loops)
 		}
 	}
 }

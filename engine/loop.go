@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 )
@@ -56,6 +57,9 @@ type loop struct {
 	quota *quotaFuncs // MaxConnsPerUser's callbacks for this loop
 
 	utf8Buf [4096]byte // unmasked copy of an incomplete frame's new text
+
+	inflated []byte // the last inflated client message (deflate.go)
+	scanExt  func(int, []byte, []byte, []byte) httphead.Control
 }
 
 type deadline struct {
@@ -83,16 +87,16 @@ func newLoop(s *Server, el gnet.EventLoop, index int) *loop {
 // add puts an upgraded connection in the loop's list; its subscriptions
 // are in the index (index.go).
 func (l *loop) add(c *Conn) {
-	c.index = len(l.conns)
+	c.index = int32(len(l.conns))
 	l.conns = append(l.conns, c)
 }
 
 // remove takes a connection out of the loop's list and index (from OnClose).
 func (l *loop) remove(c *Conn) {
 	last := len(l.conns) - 1
-	if i := c.index; i >= 0 && i <= last && l.conns[i] == c {
+	if i := int(c.index); i >= 0 && i <= last && l.conns[i] == c {
 		l.conns[i] = l.conns[last]
-		l.conns[i].index = i
+		l.conns[i].index = int32(i)
 		l.conns[last] = nil
 		l.conns = l.conns[:last]
 		if l.cursor > len(l.conns) {

@@ -83,12 +83,20 @@ func (l *loop) check(c *Conn, h ws.Header) (CloseReason, bool) {
 	if c.fragOp != 0 {
 		state = state.Set(ws.StateFragmented)
 	}
+	if h.Rsv != 0 {
+		// RSV1 marks a compressed message: only on its first frame, only
+		// from a client that negotiated permessage-deflate (RFC 7692 6).
+		if h.Rsv != rsv1 || !c.deflate || h.OpCode.IsControl() || h.OpCode == ws.OpContinuation {
+			return CloseProtocolError, false
+		}
+		state = state.Set(ws.StateExtended)
+	}
 	if err := ws.CheckHeader(h, state); err != nil {
 		return CloseProtocolError, false
 	}
-	// Compare with the room left, not fragLen+Length: a declared length near
+	// Compare with the room left, not len(fragBuf)+Length: a declared length near
 	// 2^63 would overflow the sum and pass.
-	if !h.OpCode.IsControl() && h.Length > int64(l.srv.cfg.MaxMessageBytes-c.fragLen) {
+	if !h.OpCode.IsControl() && h.Length > int64(l.srv.cfg.MaxMessageBytes-len(c.fragBuf)) {
 		return CloseTooBig, false
 	}
 	return 0, true
@@ -112,6 +120,14 @@ func (l *loop) onFrame(c *Conn, h ws.Header, payload []byte) gnet.Action {
 		return gnet.None // after our close, data is ignored
 	}
 	if h.OpCode != ws.OpContinuation {
+		if h.Rsv == rsv1 {
+			if h.Fin {
+				return l.dispatchDeflated(c, h.OpCode, payload)
+			}
+			c.fragOp, c.fragDeflate = h.OpCode, true
+			c.fragBuf = append(make([]byte, 0, 2*len(payload)+64), payload...)
+			return gnet.None
+		}
 		if h.Fin {
 			if h.OpCode == ws.OpText && !l.wholeText(c, payload) {
 				return l.fail(c, CloseInvalidUTF8)
@@ -119,14 +135,21 @@ func (l *loop) onFrame(c *Conn, h ws.Header, payload []byte) gnet.Action {
 			return l.dispatch(c, h.OpCode, payload)
 		}
 		c.fragOp = h.OpCode
-		c.fragLen = len(payload)
 		if h.OpCode == ws.OpText && !c.utf8.write(c.unseen(payload)) {
 			return l.fail(c, CloseInvalidUTF8)
 		}
 		c.fragBuf = append(make([]byte, 0, 2*len(payload)+64), payload...)
 		return gnet.None
 	}
-	c.fragLen += len(payload)
+	if c.fragDeflate {
+		c.fragBuf = append(c.fragBuf, payload...)
+		if !h.Fin {
+			return gnet.None
+		}
+		op, msg := c.fragOp, c.fragBuf
+		c.fragOp, c.fragBuf, c.fragDeflate = 0, nil, false
+		return l.dispatchDeflated(c, op, msg)
+	}
 	if c.fragOp == ws.OpText && !c.utf8.write(c.unseen(payload)) {
 		return l.fail(c, CloseInvalidUTF8)
 	}
@@ -138,7 +161,7 @@ func (l *loop) onFrame(c *Conn, h ws.Header, payload []byte) gnet.Action {
 		return l.fail(c, CloseInvalidUTF8)
 	}
 	op, msg := c.fragOp, c.fragBuf
-	c.fragOp, c.fragLen, c.fragBuf = 0, 0, nil
+	c.fragOp, c.fragBuf = 0, nil
 	return l.dispatch(c, op, msg)
 }
 
@@ -156,6 +179,22 @@ func (l *loop) dispatch(c *Conn, op ws.OpCode, msg []byte) gnet.Action {
 		return l.command(c, op, msg)
 	}
 	return gnet.None
+}
+
+// dispatchDeflated inflates a compressed message (within MaxMessageBytes:
+// a bomb closes with 1009 before it takes more), validates its text and
+// dispatches it.
+func (l *loop) dispatchDeflated(c *Conn, op ws.OpCode, compressed []byte) gnet.Action {
+	msg, err := l.inflate(compressed, l.srv.cfg.MaxMessageBytes)
+	switch {
+	case err == errInflateTooBig:
+		return l.fail(c, CloseTooBig)
+	case err != nil:
+		return l.fail(c, CloseProtocolError)
+	case op == ws.OpText && !validUTF8(msg):
+		return l.fail(c, CloseInvalidUTF8)
+	}
+	return l.dispatch(c, op, msg)
 }
 
 // onClose answers the client's close: an invalid one with 1002 or 1007, a

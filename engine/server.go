@@ -29,11 +29,12 @@ type Server struct {
 	closeLog closeLog
 	quota    userQuota // nil map: MaxConnsPerUser off
 
-	openConns   atomic.Int64
-	fds         atomic.Int64 // TCP connections held, against cfg.MaxFDs
-	fdRefusedAt atomic.Int64 // server clock of the last fd-budget refusal
-	fdLog       logLimiter
-	publishes   atomic.Uint64
+	openConns    atomic.Int64
+	deflateConns atomic.Int64 // open connections that negotiated permessage-deflate
+	fds          atomic.Int64 // TCP connections held, against cfg.MaxFDs
+	fdRefusedAt  atomic.Int64 // server clock of the last fd-budget refusal
+	fdLog        logLimiter
+	publishes    atomic.Uint64
 
 	hub        *hub
 	nodeID     string // random, so that connection ids are unique among nodes
@@ -337,6 +338,9 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	if c.phase != phaseHandshake && c.phase != phaseClosed {
 		c.loop.remove(c)
 		h.s.openConns.Add(-1)
+		if c.deflate {
+			h.s.deflateConns.Add(-1)
+		}
 		if h.s.quota.m != nil {
 			h.s.quota.give(c.loop.quota, c.user)
 		}

@@ -38,6 +38,7 @@ func (r RejectReason) String() string {
 // Stats is a snapshot of the server's counters.
 type Stats struct {
 	OpenConns     int64                    // authenticated connections now open
+	DeflateConns  int64                    // of them, those that negotiated permessage-deflate
 	Handshakes    uint64                   // handshakes accepted (101)
 	Rejected      [NumRejectReasons]uint64 // handshakes refused, by reason
 	MessagesIn    uint64                   // complete data messages received
@@ -84,8 +85,9 @@ type loopCounters struct {
 // goroutine; it takes no lock an event loop could wait on.
 func (s *Server) Stats() Stats {
 	st := Stats{
-		OpenConns: s.openConns.Load(),
-		Publishes: s.publishes.Load(),
+		OpenConns:    s.openConns.Load(),
+		DeflateConns: s.deflateConns.Load(),
+		Publishes:    s.publishes.Load(),
 	}
 	for _, l := range s.loopList() {
 		c := &l.counters

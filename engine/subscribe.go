@@ -154,7 +154,7 @@ func (l *loop) finishSub(c *Conn, lc *loopChan, ps *pendingSub, res subResult) {
 	}
 	for _, d := range ps.buf {
 		if d.offset > last && (c.phase == phaseOpen || c.phase == phaseWelcome) {
-			l.push(c, d.frame)
+			l.push(c, d.z.frameFor(c, d.frame))
 			last = d.offset
 		}
 	}
@@ -237,7 +237,7 @@ func (l *loop) deliver(d *delivery) int {
 			continue
 		}
 		n++
-		l.push(c, d.frame)
+		l.push(c, d.z.frameFor(c, d.frame))
 	}
 	return n
 }

@@ -23,7 +23,8 @@ func (c *Conn) isText(h ws.Header) bool {
 // (header of hl bytes, n bytes buffered) that arrived since the last call.
 // It reports false when the text so far cannot be valid UTF-8.
 func (l *loop) validatePartial(c *Conn, h ws.Header, hl, n int) bool {
-	if c.phase != phaseOpen || !c.isText(h) {
+	if c.phase != phaseOpen || !c.isText(h) || h.Rsv != 0 || c.fragDeflate {
+		// Compressed text is validated once inflated.
 		return true
 	}
 	avail := int64(n - hl)

@@ -9,6 +9,7 @@ package engine_test
 import (
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -137,6 +138,9 @@ type wsClient struct {
 	chop int
 	// wroteClose records that the client sent a close frame.
 	wroteClose bool
+	// deflate: the server granted permessage-deflate, so its data
+	// messages may arrive compressed (RSV1 on the first frame).
+	deflate bool
 }
 
 // rawDial opens a TCP connection to addr and returns a client that has sent
@@ -231,7 +235,20 @@ func (c *wsClient) readBody(r *httpResponse) error {
 // write), expects 101 and the welcome frame, and returns the welcome.
 func (c *wsClient) handshake(tk string, pipelined ...[]byte) welcome {
 	c.t.Helper()
-	req := upgradeRequest("/ws", tk)
+	w, _ := c.handshakeOffer(tk, "", pipelined...)
+	return w
+}
+
+// handshakeOffer is handshake with a Sec-WebSocket-Extensions offer (none
+// if empty); it returns the server's Sec-WebSocket-Extensions answer too
+// and notes whether permessage-deflate was granted.
+func (c *wsClient) handshakeOffer(tk, offer string, pipelined ...[]byte) (welcome, string) {
+	c.t.Helper()
+	var extra []string
+	if offer != "" {
+		extra = append(extra, "Sec-WebSocket-Extensions: "+offer)
+	}
+	req := upgradeRequest("/ws", tk, extra...)
 	for _, p := range pipelined {
 		req = append(req, p...)
 	}
@@ -246,7 +263,9 @@ func (c *wsClient) handshake(tk string, pipelined ...[]byte) welcome {
 	if got, want := resp.headers["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="; got != want {
 		c.t.Fatalf("Sec-WebSocket-Accept = %q, want %q", got, want)
 	}
-	return c.readWelcome()
+	ext := resp.headers["sec-websocket-extensions"]
+	c.deflate = strings.HasPrefix(ext, "permessage-deflate")
+	return c.readWelcome(), ext
 }
 
 type welcome struct {
@@ -455,7 +474,10 @@ func (c *wsClient) readFrameWithin(d time.Duration) (frame, error) {
 // from the server: what a case compares against.
 type message struct {
 	op      byte
-	payload []byte
+	payload []byte // inflated if the server sent it compressed
+	// deflated: the server sent it compressed (cases compare op and
+	// payload only; tests of the compressed path look at this).
+	deflated bool
 }
 
 func (m message) String() string {
@@ -480,9 +502,11 @@ func (c *wsClient) readMessage() (message, error) {
 		if err != nil {
 			return m, err
 		}
-		if f.masked || f.rsv != 0 {
+		compressed := c.deflate && f.rsv == 0x40 && f.op != opCont && f.op < opClose
+		if f.masked || (f.rsv != 0 && !compressed) {
 			return m, fmt.Errorf("server frame masked or with RSV bits: %v", f)
 		}
+		m.deflated = m.deflated || compressed
 		if f.op >= opClose {
 			if !f.fin || len(f.payload) > 125 {
 				return m, fmt.Errorf("server control frame fragmented or too long: %v", f)
@@ -500,6 +524,9 @@ func (c *wsClient) readMessage() (message, error) {
 		}
 		m.payload = append(m.payload, f.payload...)
 		if f.fin {
+			if m.deflated {
+				return inflateMessage(m)
+			}
 			return m, nil
 		}
 	}
@@ -597,4 +624,27 @@ func (c *wsClient) closeNormally(code int) closeResult {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// deflateMessage compresses p as a permessage-deflate client without
+// context takeover does: one raw deflate stream, sync-flushed, with the
+// trailing 00 00 ff ff removed (RFC 7692 7.2.1).
+func deflateMessage(p []byte) []byte {
+	var b bytes.Buffer
+	w, _ := flate.NewWriter(&b, flate.BestCompression)
+	w.Write(p)
+	w.Flush()
+	return bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
+}
+
+// inflateMessage inflates a compressed server message.
+func inflateMessage(m message) (message, error) {
+	r := flate.NewReader(io.MultiReader(bytes.NewReader(m.payload),
+		bytes.NewReader([]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff})))
+	p, err := io.ReadAll(r)
+	if err != nil {
+		return m, fmt.Errorf("inflating a server message: %w", err)
+	}
+	m.payload = p
+	return m, nil
 }

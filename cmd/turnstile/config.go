@@ -49,9 +49,13 @@ type config struct {
 	MaxConnsPerUser int
 	Loops           int
 	Echo            bool
-	DrainTimeout    time.Duration
-	LogLevel        slog.Level
-	LogJSON         bool
+	// Compression: -compression on negotiates permessage-deflate;
+	// CompressionMinBytes is -compression-min-bytes.
+	Compression         bool
+	CompressionMinBytes int
+	DrainTimeout        time.Duration
+	LogLevel            slog.Level
+	LogJSON             bool
 	redisConfig
 
 	HistorySize        int
@@ -78,7 +82,7 @@ func envName(flagName string) string {
 // names the flag (or variable) and says what would be right.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
 	c := &config{}
-	var origins, proxies, logLevel, logFormat, authChannels string
+	var origins, proxies, logLevel, logFormat, authChannels, compression string
 	fs := flag.NewFlagSet("turnstile", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.HTTPAddr, "http", ":8080", "HTTP API listen address")
@@ -129,6 +133,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	c.redisFlags(fs)
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "text or json")
+	fs.StringVar(&compression, "compression", "off", "permessage-deflate (RFC 7692, no context takeover) for clients that offer it: off or on")
+	fs.IntVar(&c.CompressionMinBytes, "compression-min-bytes", 256, "with -compression on, pushed payloads smaller than this go uncompressed")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: turnstile [flags]\n       turnstile -version\n       turnstile passwd [-cost N] [-delete] FILE USER\n\nEvery flag can also be set as TURNSTILE_<FLAG> (e.g. -ticket-ttl → TURNSTILE_TICKET_TTL); flags win.\n\n")
 		fs.PrintDefaults()
@@ -168,6 +174,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	}
 	if c.LogLevel, err = parseLevel(logLevel); err != nil {
 		return nil, err
+	}
+	switch compression {
+	case "off":
+	case "on":
+		c.Compression = true
+	default:
+		return nil, fmt.Errorf("-compression %q: want off or on", compression)
 	}
 	switch logFormat {
 	case "text":
@@ -237,6 +250,9 @@ func (c *config) validate() error {
 	}
 	if c.MaxMessageBytes < 125 {
 		bad("-max-message-bytes %d: must be at least 125", c.MaxMessageBytes)
+	}
+	if c.CompressionMinBytes < 1 {
+		bad("-compression-min-bytes %d: must be at least 1", c.CompressionMinBytes)
 	}
 	if c.MaxPendingBytes < 4096 {
 		bad("-max-pending-bytes %d: must be at least 4096", c.MaxPendingBytes)

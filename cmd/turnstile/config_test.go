@@ -27,7 +27,8 @@ func TestParseConfigDefaults(t *testing.T) {
 		c.TicketCapacity != 1<<20 || c.HandshakeTime != 5*time.Second || c.MaxHeaderBytes != 8192 ||
 		c.MaxMessageBytes != 65536 || c.PingInterval != 25*time.Second || c.IdleTimeout != time.Minute ||
 		c.MaxPendingBytes != 1<<20 || c.JWTTTL != 15*time.Minute || c.JWTIssuer != "turnstile" ||
-		c.JWTAudience != "turnstile" || c.LogLevel != slog.LevelInfo || c.LogJSON || c.Origins != nil {
+		c.JWTAudience != "turnstile" || c.LogLevel != slog.LevelInfo || c.LogJSON || c.Origins != nil ||
+		c.Compression || c.CompressionMinBytes != 256 {
 		t.Fatalf("defaults differ from DESIGN 1.1: %+v", c)
 	}
 }
@@ -35,14 +36,14 @@ func TestParseConfigDefaults(t *testing.T) {
 func TestParseConfigEnvironmentAndFlags(t *testing.T) {
 	c, err := parseConfig([]string{"-ticket-ttl", "10s", "-origins", "https://a.example, http://b.example:3000/"},
 		env("TURNSTILE_TICKET_TTL", "20s", "TURNSTILE_JWT_SECRET", testSecret, "TURNSTILE_PUBLISH_KEY", "publish-key-0123456",
-			"TURNSTILE_MAX_CONNS", "7", "TURNSTILE_ECHO", "true", "TURNSTILE_LOG_FORMAT", "json"), io.Discard)
+			"TURNSTILE_MAX_CONNS", "7", "TURNSTILE_ECHO", "true", "TURNSTILE_LOG_FORMAT", "json", "TURNSTILE_COMPRESSION", "on"), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.TicketTTL != 10*time.Second {
 		t.Errorf("flag should win over env: ticket ttl %v", c.TicketTTL)
 	}
-	if c.JWTSecret != testSecret || c.MaxConns != 7 || !c.Echo || !c.LogJSON {
+	if c.JWTSecret != testSecret || c.MaxConns != 7 || !c.Echo || !c.LogJSON || !c.Compression {
 		t.Errorf("environment not applied: %+v", c)
 	}
 	if strings.Join(c.Origins, " ") != "https://a.example http://b.example:3000" {
@@ -79,6 +80,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"star in a list", []string{"-origins", "*,https://a.example"}, prod, "do not combine"},
 		{"bad proxy", []string{"-trusted-proxies", "10.0.0.0/8,nginx"}, prod, "-trusted-proxies"},
 		{"bad log level", []string{"-log-level", "loud"}, prod, "-log-level"},
+		{"bad compression", []string{"-compression", "yes"}, prod, "-compression"},
+		{"zero compression threshold", []string{"-compression-min-bytes", "0"}, prod, "-compression-min-bytes"},
 		{"bad log format", []string{"-log-format", "xml"}, prod, "-log-format"},
 		{"zero history", []string{"-history-size", "0"}, prod, "-history-size"},
 		{"zero history ttl", []string{"-history-ttl", "0s"}, prod, "-history-ttl"},
