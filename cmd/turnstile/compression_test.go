@@ -38,6 +38,9 @@ func TestPeerGoCompression(t *testing.T) {
 	if err != nil || typ != websocket.MessageText || json.Unmarshal(data, &w) != nil || w.Type != "welcome" {
 		t.Fatalf("welcome: %v %q %v", typ, data, err)
 	}
+	if m := s.metrics(t); !strings.Contains(m, "turnstile_compressed_connections 1\n") {
+		t.Fatalf("/metrics does not count the compressing connection:\n%s", grepLines(m, "turnstile_compressed_connections"))
+	}
 	for _, p := range [][]byte{
 		[]byte(`{"small":true}`),
 		bytes.Repeat([]byte(`{"k":"compressible value"},`), 2000),
@@ -72,3 +75,4 @@ func TestPeerGoCompression(t *testing.T) {
 		t.Fatalf("close handshake: %v", err)
 	}
 }
+

@@ -16,8 +16,8 @@ import (
 type statsCollector struct {
 	s *server
 
-	openConns, handshakes, rejected, messages, publishes, slow, closes *prometheus.Desc
-	tickets, ticketsLive, logins                                       *prometheus.Desc
+	openConns, deflateConns, handshakes, rejected, messages, publishes, slow, closes *prometheus.Desc
+	tickets, ticketsLive, logins                                                     *prometheus.Desc
 
 	channels, subscriptions, historyBytes, historyMessages *prometheus.Desc
 	recoveries, commands, refreshes, commandFloods         *prometheus.Desc
@@ -28,17 +28,18 @@ func newStatsCollector(s *server) *statsCollector {
 		return prometheus.NewDesc("turnstile_"+name, help, labels, nil)
 	}
 	return &statsCollector{
-		s:           s,
-		openConns:   d("open_connections", "WebSocket connections open now (upgraded)."),
-		handshakes:  d("handshakes_total", "WebSocket handshakes by result.", "result"),
-		rejected:    d("handshake_rejections_total", "Refused WebSocket handshakes by reason.", "reason"),
-		messages:    d("messages_total", "WebSocket data messages by direction.", "direction"),
-		publishes:   d("publishes_total", "Accepted publish and broadcast requests."),
-		slow:        d("slow_consumer_closes_total", "Connections closed because their outbound queue passed -max-pending-bytes."),
-		closes:      d("closes_total", "WebSocket connections ended, by reason (client_close, connection_lost, or why the server closed them; handshake_timeout before the upgrade).", "reason"),
-		tickets:     d("tickets_total", "Tickets by event: issued, redeemed, rejected (unknown, used or expired at redeem), expired (reclaimed unused).", "event"),
-		ticketsLive: d("tickets_live", "Tickets issued and neither redeemed nor reclaimed."),
-		logins:      d("logins_total", "POST /auth attempts by result.", "result"),
+		s:            s,
+		openConns:    d("open_connections", "WebSocket connections open now (upgraded)."),
+		deflateConns: d("compressed_connections", "WebSocket connections open now that negotiated permessage-deflate."),
+		handshakes:   d("handshakes_total", "WebSocket handshakes by result.", "result"),
+		rejected:     d("handshake_rejections_total", "Refused WebSocket handshakes by reason.", "reason"),
+		messages:     d("messages_total", "WebSocket data messages by direction.", "direction"),
+		publishes:    d("publishes_total", "Accepted publish and broadcast requests."),
+		slow:         d("slow_consumer_closes_total", "Connections closed because their outbound queue passed -max-pending-bytes."),
+		closes:       d("closes_total", "WebSocket connections ended, by reason (client_close, connection_lost, or why the server closed them; handshake_timeout before the upgrade).", "reason"),
+		tickets:      d("tickets_total", "Tickets by event: issued, redeemed, rejected (unknown, used or expired at redeem), expired (reclaimed unused).", "event"),
+		ticketsLive:  d("tickets_live", "Tickets issued and neither redeemed nor reclaimed."),
+		logins:       d("logins_total", "POST /auth attempts by result.", "result"),
 
 		channels:        d("channels_live", "Channels with at least one subscriber on this node."),
 		subscriptions:   d("subscriptions", "(connection, channel) subscriptions on this node, personal channels included."),
@@ -52,7 +53,7 @@ func newStatsCollector(s *server) *statsCollector {
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.openConns, c.handshakes, c.rejected, c.messages, c.publishes, c.slow, c.closes, c.tickets, c.ticketsLive, c.logins,
+	for _, d := range []*prometheus.Desc{c.openConns, c.deflateConns, c.handshakes, c.rejected, c.messages, c.publishes, c.slow, c.closes, c.tickets, c.ticketsLive, c.logins,
 		c.channels, c.subscriptions, c.historyBytes, c.historyMessages, c.recoveries, c.commands, c.refreshes, c.commandFloods} {
 		ch <- d
 	}
@@ -68,6 +69,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 
 	ws := c.s.ws.Stats()
 	gauge(c.openConns, ws.OpenConns)
+	gauge(c.deflateConns, ws.DeflateConns)
 	var rejected uint64
 	for reason, n := range ws.Rejected {
 		counter(c.rejected, n, engine.RejectReason(reason).String())
