@@ -75,4 +75,3 @@ func TestPeerGoCompression(t *testing.T) {
 		t.Fatalf("close handshake: %v", err)
 	}
 }
-
