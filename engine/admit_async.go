@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -40,14 +39,6 @@ const rejectPending = NumRejectReasons
 
 // errRejectUnavailable: the store could not be reached.
 var errRejectUnavailable = ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("unavailable"))
-
-func init() {
-	body := "ticket store unavailable\n"
-	rejectResponses[RejectUnavailable] = []byte("HTTP/1.1 503 Service Unavailable\r\n" +
-		"Connection: close\r\nRetry-After: 1\r\n" +
-		"Content-Type: text/plain; charset=utf-8\r\n" +
-		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
-}
 
 // asyncHandshake is the part of a loop's handshake scratch for the second
 // pass of an asynchronous admission.

@@ -73,6 +73,7 @@ var rejectResponses = func() (r [NumRejectReasons][]byte) {
 	r[RejectUserQuota] = build("429 Too Many Requests", "", "too many connections for this user: close one first")
 	r[RejectDraining] = build("503 Service Unavailable", "Retry-After: 1\r\n", "server shutting down: retry on another node")
 	r[RejectFDBudget] = build("503 Service Unavailable", "Retry-After: 1\r\n", "server out of connection slots")
+	r[RejectUnavailable] = build("503 Service Unavailable", "Retry-After: 1\r\n", "ticket store unavailable")
 	return r
 }()
 
