@@ -255,7 +255,7 @@ func TestSubscribeRows(t *testing.T) {
 		c.expectMessage(ch, 2, "2")
 	}
 	// A broadcast has no channel and no offset.
-	s.Broadcast([]byte(`"all"`))
+	s.BroadcastCount([]byte(`"all"`))
 	if m := c.expect("message"); m["channel"] != nil || m["offset"] != nil || m["data"] != "all" {
 		t.Fatalf("broadcast %v", m)
 	}

@@ -210,13 +210,13 @@ func TestCompressedPush(t *testing.T) {
 		data []byte
 		big  bool
 	}{{"broadcast", big, true}, {"small broadcast", []byte(`{"n":1}`), false}} {
-		if n := s.Broadcast(tc.data); n != 2 {
+		if n := s.BroadcastCount(tc.data); n != 2 {
 			t.Fatalf("%s reached %d, want 2", tc.what, n)
 		}
 		expect(zc, tc.what, tc.big, tc.data)
 		expect(pc, tc.what, false, tc.data)
 	}
-	if n := s.Publish("zip", big); n != 2 {
+	if n := s.PublishCount("zip", big); n != 2 {
 		t.Fatalf("user publish reached %d, want 2", n)
 	}
 	expect(zc, "user publish", true, big)

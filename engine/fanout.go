@@ -125,32 +125,6 @@ func (s *Server) mayHoldConn(l *loop, id string) bool {
 	return ok && loopPart == strconv.FormatUint(uint64(l.index), 36)
 }
 
-// Publish sends data to every connection of user (PublishUser without an
-// idempotency key) and returns how many local connections were targeted,
-// 0 if the broker failed. Safe from any goroutine except an event loop.
-func (s *Server) Publish(user string, data []byte) int {
-	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
-	defer cancel()
-	r, err := s.PublishUser(ctx, user, data, "")
-	if err != nil {
-		return 0
-	}
-	return r.Recipients
-}
-
-// Broadcast sends data to every open connection (BroadcastAll) and returns
-// how many local connections were open, 0 if the broker failed. Safe from
-// any goroutine except an event loop.
-func (s *Server) Broadcast(data []byte) int {
-	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
-	defer cancel()
-	n, err := s.BroadcastAll(ctx, data)
-	if err != nil {
-		return 0
-	}
-	return n
-}
-
 // disconnect closes this loop's connections named by d with 4001.
 func (l *loop) disconnect(d broker.Disconnect) int {
 	n := 0

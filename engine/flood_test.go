@@ -127,7 +127,7 @@ func TestSlowConsumerGetsClose1008(t *testing.T) {
 		if i > 100000 {
 			t.Fatal("no slow consumer after 100 MB of publishes")
 		}
-		s.Publish("slow", data)
+		s.PublishCount("slow", data)
 	}
 	// A user publish is a message of the personal channel (DESIGN 1.4).
 	wantHead, wantTail := `{"type":"message","channel":"#slow","offset":`, `,"data":`+string(data)+`}`

@@ -418,7 +418,7 @@ func TestSlowConsumer(t *testing.T) {
 	closed := false
 	for sent*len(data) < maxBytes {
 		for range batch {
-			if n := s.Broadcast(data); n < 1 {
+			if n := s.BroadcastCount(data); n < 1 {
 				t.Fatalf("Broadcast targeted %d connections", n)
 			}
 			sent++
@@ -443,11 +443,11 @@ func TestSlowConsumer(t *testing.T) {
 	t.Logf("slow consumer closed after %d broadcasts (%s)", sent, mib(uint64(sent*len(data))))
 
 	// The slow one is out of the hub; the fast one still gets everything.
-	if n := s.Publish("slow", []byte(`"gone?"`)); n != 0 {
+	if n := s.PublishCount("slow", []byte(`"gone?"`)); n != 0 {
 		t.Errorf("Publish to the slow user targeted %d connections after its close", n)
 	}
 	for i := range 10 {
-		if n := s.Publish("fast", []byte(fmt.Sprintf("%d", i))); n != 1 {
+		if n := s.PublishCount("fast", []byte(fmt.Sprintf("%d", i))); n != 1 {
 			t.Fatalf("Publish to fast targeted %d", n)
 		}
 		m, err := fast.readMessage()

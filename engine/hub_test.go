@@ -14,13 +14,13 @@ func TestPublishAndBroadcast(t *testing.T) {
 	_, a1, _ := connect(t, s, st, "maggie")
 	_, a2, _ := connect(t, s, st, "maggie")
 	_, b, _ := connect(t, s, st, "bob")
-	if n := s.Publish("maggie", []byte(`{"n":1}`)); n != 2 {
+	if n := s.PublishCount("maggie", []byte(`{"n":1}`)); n != 2 {
 		t.Fatalf("Publish targeted %d, want 2", n)
 	}
-	if n := s.Publish("nobody", []byte(`1`)); n != 0 {
+	if n := s.PublishCount("nobody", []byte(`1`)); n != 0 {
 		t.Fatalf("Publish to nobody targeted %d", n)
 	}
-	if n := s.Broadcast([]byte(`"all"`)); n != 3 {
+	if n := s.BroadcastCount([]byte(`"all"`)); n != 3 {
 		t.Fatalf("Broadcast targeted %d, want 3", n)
 	}
 	for _, br := range []*bufio.Reader{a1, a2} {
@@ -48,7 +48,7 @@ func TestHubForgetsClosed(t *testing.T) {
 	for s.Stats().OpenConns != 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := s.Publish("maggie", []byte(`1`)); n != 0 {
+	if n := s.PublishCount("maggie", []byte(`1`)); n != 0 {
 		t.Fatalf("Publish after close targeted %d", n)
 	}
 }
@@ -78,7 +78,7 @@ func TestHubSlowConsumer(t *testing.T) {
 	deadline := time.Now().Add(testTimeout)
 	sent := 0
 	for s.Stats().SlowConsumers == 0 && time.Now().Before(deadline) {
-		s.Broadcast(payload)
+		s.BroadcastCount(payload)
 		sent++
 	}
 	if s.Stats().SlowConsumers != 1 {
@@ -86,7 +86,7 @@ func TestHubSlowConsumer(t *testing.T) {
 	}
 	// The fast client still gets what follows.
 	before := received.Load()
-	s.Publish("fast", []byte(`"after"`))
+	s.PublishCount("fast", []byte(`"after"`))
 	for received.Load() == before && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
