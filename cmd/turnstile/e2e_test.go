@@ -255,13 +255,7 @@ func TestBinaryRefusesBadConfiguration(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(binaryPath, tc.args...)
-			cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-			out, err := cmd.CombinedOutput()
-			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.ExitCode() != 2 {
-				t.Fatalf("err %v, want exit status 2; output %s", err, out)
-			}
+			out := configFailure(t, tc.args...)
 			if !strings.Contains(string(out), tc.want) {
 				t.Fatalf("output %q does not mention %q", out, tc.want)
 			}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -277,4 +278,18 @@ func (s *testServer) Publish(t *testing.T, body string) int {
 		t.Fatalf("publish %s: status %d", body, code)
 	}
 	return out.Recipients
+}
+
+// configFailure runs the binary with args and an empty environment, which
+// must refuse the configuration: exit status 2. It returns the output.
+func configFailure(t *testing.T, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(binaryPath, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("err %v, want exit status 2; output %s", err, out)
+	}
+	return out
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -304,13 +303,7 @@ func TestBinaryRefusesBadKeys(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(binaryPath, tc.args...)
-			cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-			out, err := cmd.CombinedOutput()
-			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.ExitCode() != 2 {
-				t.Fatalf("err %v, want exit status 2; output %s", err, out)
-			}
+			out := configFailure(t, tc.args...)
 			for _, want := range tc.want {
 				if !strings.Contains(string(out), want) {
 					t.Errorf("output %q does not mention %q", out, want)
