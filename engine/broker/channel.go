@@ -35,9 +35,15 @@ func (c *channel) idle() bool { return c.subs == 0 && c.hist.len() == 0 && c.key
 type shard struct {
 	mu    sync.RWMutex
 	chans map[string]*channel
-	peak  int // most channels chans held since it was made: Go maps do not shrink
-	fifo  *fifo
-	_     [16]byte
+	// vacant counts the subscriptions of channels that have no state: a
+	// subscribed channel that never had a message and whose name is not
+	// lost needs none (its position is (0, zero epoch) until it is
+	// published to, and create takes the count over). An idle personal
+	// channel, one per connected user, so costs a map entry, not a channel.
+	vacant     map[string]int32
+	peak       int // most channels chans held since it was made: Go maps do not shrink
+	vacantPeak int // the same for vacant
+	fifo       *fifo
 }
 
 func (m *Memory) shardOf(name string) *shard {
@@ -77,6 +83,10 @@ func (m *Memory) create(s *shard, name string) *channel {
 	}
 	c := &channel{name: strings.Clone(name), epoch: m.epochFor(name), fifo: s.fifo}
 	c.lo.Store(1)
+	if n, ok := s.vacant[name]; ok {
+		c.subs = int(n)
+		delete(s.vacant, name)
+	}
 	s.chans[c.name] = c
 	s.peak = max(s.peak, len(s.chans))
 	m.chans.Add(1)

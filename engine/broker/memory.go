@@ -41,7 +41,7 @@ const (
 // MemoryStats is a snapshot of the embedded broker's size, for metrics.
 // Each field is exact at some moment; the fields are read one by one.
 type MemoryStats struct {
-	Channels        int64 // channel states held (subscribed, with history, or with live keys)
+	Channels        int64 // channel states held (with history, live keys, or subscribed after losing a history); a subscribed channel that never had a message holds none
 	Messages        int64 // messages kept in history, all channels
 	HistoryBytes    int64 // what HistoryMaxBytes bounds: payloads plus 64 bytes per message
 	IdempotencyKeys int64 // keys remembered, all channels
@@ -159,6 +159,7 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	m.zeroEpoch = m.inst + ".0"
 	for i := range m.shards {
 		m.shards[i].chans = make(map[string]*channel)
+		m.shards[i].vacant = make(map[string]int32)
 		m.shards[i].fifo = &m.fifos[i%fifoStripes]
 	}
 	return m, nil

@@ -805,3 +805,52 @@ func TestCloseStopsDelivery(t *testing.T) {
 		t.Fatalf("%d publications delivered after Close returned", n-after)
 	}
 }
+
+// TestSubscriptionWithoutState: subscribing a channel that never had a
+// message creates no state, yet its first publish is delivered and later
+// ones too until the last Unsubscribe; counts survive the state's
+// creation. A lost name's subscription keeps a state, so that the unique
+// epoch its subscribers were told stays the same.
+func TestSubscriptionWithoutState(t *testing.T) {
+	clk := newClock()
+	m, rec := start(t, MemoryConfig{HistoryTTL: time.Minute, Now: clk.Now})
+	subscribe(t, m, "#u")
+	subscribe(t, m, "#u")
+	if n := m.Stats().Channels; n != 0 {
+		t.Fatalf("%d channel states after subscribing a channel without messages, want 0", n)
+	}
+	publish(t, m, "#u", "1")
+	if err := m.Unsubscribe(ctx, "#u"); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, m, "#u", "2") // one subscription left: still delivered
+	if err := m.Unsubscribe(ctx, "#u"); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, m, "#u", "3") // none left
+	if got := offsets(rec.got("#u")); len(got) != 2 || got[0] != 1 || got[1] != 2 {
+		t.Fatalf("delivered offsets %v, want [1 2]", got)
+	}
+	if err := m.Unsubscribe(ctx, "#u"); !errors.Is(err, ErrNotSubscribed) {
+		t.Fatalf("a third Unsubscribe: %v, want ErrNotSubscribed", err)
+	}
+	if err := m.Unsubscribe(ctx, "#never"); !errors.Is(err, ErrNotSubscribed) {
+		t.Fatalf("Unsubscribe of a channel never subscribed: %v, want ErrNotSubscribed", err)
+	}
+
+	// Lose "#u" (its history expires while nobody holds it), then subscribe:
+	// the unique epoch of its next life must not change between reads.
+	clk.Add(time.Minute)
+	m.sweep()
+	subscribe(t, m, "#u")
+	if n := m.Stats().Channels; n != 1 {
+		t.Fatalf("%d channel states after subscribing a lost name, want 1", n)
+	}
+	e1, e2 := publishEpoch(t, m, "#u"), publishEpoch(t, m, "#u")
+	if e1 != e2 {
+		t.Fatalf("a subscribed lost channel changed its epoch between reads: %q, %q", e1, e2)
+	}
+	if p := publish(t, m, "#u", "4"); p.Epoch != e1 || p.Offset != 1 {
+		t.Fatalf("publish to the subscribed lost channel: %+v, want offset 1 in epoch %q", p, e1)
+	}
+}

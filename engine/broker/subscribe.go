@@ -5,8 +5,12 @@ import "context"
 // Subscribe makes HandlePublication receive the channel's publications
 // from the next offset on. Calls are counted: the channel stays subscribed
 // until as many Unsubscribe calls have come, so a late Unsubscribe racing
-// a new Subscribe cannot silence the channel. Errors: ErrNotStarted,
-// ErrClosed, ErrEmptyChannel. Safe for concurrent use.
+// a new Subscribe cannot silence the channel. A channel without state
+// keeps none for its subscriptions alone unless its name is lost (its
+// epoch is then unique to the state, which must hold it): the count waits
+// in the shard until a publish creates the state. Errors: ErrNotStarted,
+// ErrClosed, ErrEmptyChannel. Safe for concurrent use; it never blocks
+// but on the channel's and its shard's short critical sections.
 func (m *Memory) Subscribe(ctx context.Context, channel string) error {
 	if _, err := m.ready(); err != nil {
 		return err
@@ -14,10 +18,34 @@ func (m *Memory) Subscribe(ctx context.Context, channel string) error {
 	if channel == "" {
 		return ErrEmptyChannel
 	}
-	c := m.lockChannel(channel)
-	c.subs++
-	c.mu.Unlock()
-	return nil
+	s := m.shardOf(channel)
+	for {
+		if c := s.lookup(channel); c != nil {
+			c.mu.Lock()
+			if !c.dead {
+				c.subs++
+				c.mu.Unlock()
+				return nil
+			}
+			c.mu.Unlock()
+			continue // freed between lookup and lock: look again
+		}
+		s.mu.Lock()
+		if s.chans[channel] != nil { // created meanwhile
+			s.mu.Unlock()
+			continue
+		}
+		if !m.lost.has(channel) {
+			s.addVacant(channel, 1)
+			s.mu.Unlock()
+			return nil
+		}
+		s.mu.Unlock()
+		c := m.lockChannel(channel)
+		c.subs++
+		c.mu.Unlock()
+		return nil
+	}
 }
 
 // Unsubscribe undoes one Subscribe; when none is left the channel is no
@@ -36,10 +64,24 @@ func (m *Memory) Unsubscribe(ctx context.Context, channel string) error {
 	s := m.shardOf(channel)
 	c := s.lookup(channel)
 	if c == nil {
-		return ErrNotSubscribed
+		s.mu.Lock()
+		if s.chans[channel] != nil { // created meanwhile: its state holds the count
+			s.mu.Unlock()
+			return m.Unsubscribe(ctx, channel)
+		}
+		defer s.mu.Unlock()
+		if s.vacant[channel] == 0 {
+			return ErrNotSubscribed
+		}
+		s.addVacant(channel, -1)
+		return nil
 	}
 	c.mu.Lock()
-	if c.dead || c.subs == 0 {
+	if c.dead {
+		c.mu.Unlock()
+		return m.Unsubscribe(ctx, channel) // freed after the lookup
+	}
+	if c.subs == 0 {
 		c.mu.Unlock()
 		return ErrNotSubscribed
 	}
@@ -60,4 +102,17 @@ func (m *Memory) Unsubscribe(ctx context.Context, channel string) error {
 		s.mu.Unlock()
 	}
 	return nil
+}
+
+// addVacant changes the subscription count of a channel without state by
+// delta, dropping the entry at 0; s.mu is held for writing. The map is
+// rebuilt smaller by the sweep once most of a burst's entries are gone.
+func (s *shard) addVacant(channel string, delta int32) {
+	n := s.vacant[channel] + delta
+	if n == 0 {
+		delete(s.vacant, channel)
+		return
+	}
+	s.vacant[channel] = n
+	s.vacantPeak = max(s.vacantPeak, len(s.vacant))
 }

@@ -52,7 +52,8 @@ func (m *Memory) sweep() {
 			}
 			c.mu.Unlock()
 		}
-		shrink := s.peak >= 64 && len(s.chans)-len(idle) <= s.peak/4
+		shrink := s.peak >= 64 && len(s.chans)-len(idle) <= s.peak/4 ||
+			s.vacantPeak >= 64 && len(s.vacant) <= s.vacantPeak/4
 		s.mu.RUnlock()
 		if len(idle) == 0 && !shrink {
 			continue
@@ -73,6 +74,13 @@ func (m *Memory) sweep() {
 				nm[name] = c
 			}
 			s.chans, s.peak = nm, len(nm)
+		}
+		if s.vacantPeak >= 64 && len(s.vacant) <= s.vacantPeak/4 {
+			nv := make(map[string]int32, len(s.vacant))
+			for name, n := range s.vacant {
+				nv[name] = n
+			}
+			s.vacant, s.vacantPeak = nv, len(nv)
 		}
 		s.mu.Unlock()
 	}
