@@ -127,7 +127,7 @@ func (l *loop) subscribe(c *Conn, cmd *command) {
 	if cmd.since {
 		since = &broker.Position{Offset: cmd.sinceOff, Epoch: string(cmd.epoch)}
 	}
-	l.startSub(c, string(cmd.channel), cmd.id, since, false)
+	l.startSub(c, string(cmd.channel), cmd.id, since)
 }
 
 func (l *loop) unsubscribe(c *Conn, cmd *command) {
@@ -153,7 +153,7 @@ func (l *loop) unsubscribe(c *Conn, cmd *command) {
 				}
 			}
 		} else {
-			go l.srv.hub.release([]string{lc.name})
+			l.release(lc.name)
 		}
 	}
 	l.counters.commands[cmdUnsubscribe][resultOK].Add(1)

@@ -350,12 +350,9 @@ func (l *loop) handshake(c *Conn) (action gnet.Action, done bool) {
 	c.lastRead, c.lastPing = now, now
 	l.add(c)
 	l.counters.handshakes.Add(1)
-	if !l.send(c, l.hs.io.out) {
-		return gnet.None, false
-	}
-	// The welcome waits for the personal channel's position; frames the
-	// client sends meanwhile wait in gnet's buffer (finishSub reads them).
-	l.startSub(c, PersonalChannel(c.user), cmdID{}, since, true)
+	// The welcome needs the personal channel's position; frames the client
+	// sends before it wait in gnet's buffer (finishSub reads them).
+	l.welcome(c, l.hs.io.out, since)
 	return gnet.None, false
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/turnstile-push/turnstile/auth/ticket"
+	"github.com/turnstile-push/turnstile/engine/broker"
 )
 
 // memStore is a test Store: a map under a mutex.
@@ -235,4 +237,29 @@ func expectEOF(t testing.TB, r io.Reader) {
 		}
 		return
 	}
+}
+
+// remoteBroker makes a broker look remote to the engine: it is not
+// broker.InProcess (so its calls run off the loops, answers merged back
+// later), and Subscribe, Position and History take a random 0–300 µs, so
+// that publications arrive while subscriptions wait for their position.
+type remoteBroker struct {
+	broker.Broker
+}
+
+func (b *remoteBroker) lag() { time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond) }
+
+func (b *remoteBroker) Subscribe(ctx context.Context, channel string) error {
+	b.lag()
+	return b.Broker.Subscribe(ctx, channel)
+}
+
+func (b *remoteBroker) Position(ctx context.Context, channel string) (broker.Position, error) {
+	b.lag()
+	return b.Broker.Position(ctx, channel)
+}
+
+func (b *remoteBroker) History(ctx context.Context, channel string, since broker.Position) ([]broker.Publication, broker.Position, error) {
+	b.lag()
+	return b.Broker.History(ctx, channel, since)
 }

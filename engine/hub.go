@@ -17,10 +17,13 @@ import (
 //
 // The publish path (HandlePublication) reads routes without a lock. Every
 // broker call (Subscribe, Unsubscribe, Position, History) runs on a
-// goroutine of its own, never on an event loop.
+// goroutine of its own, never on an event loop, unless the broker is
+// broker.InProcess: then the loops call it directly and it counts the
+// subscriptions itself (nodeSubs stays empty).
 type hub struct {
-	srv    *Server
-	broker broker.Broker
+	srv       *Server
+	broker    broker.Broker
+	inProcess bool
 
 	// routes: channel → which loops hold a subscriber of it. An entry
 	// exists exactly while some loop holds one.
@@ -51,7 +54,9 @@ type nodeSub struct {
 }
 
 func newHub(s *Server, b broker.Broker) *hub {
-	return &hub{srv: s, broker: b, routes: xsync.NewMap[string, *route](), nodeSubs: make(map[string]*nodeSub)}
+	ip, _ := b.(broker.InProcess)
+	return &hub{srv: s, broker: b, inProcess: ip != nil && ip.InProcess(),
+		routes: xsync.NewMap[string, *route](), nodeSubs: make(map[string]*nodeSub)}
 }
 
 func loopBit(index int) uint64 { return 1 << (uint(index) % 64) }
@@ -104,9 +109,12 @@ func (h *hub) unhold(channel string, index int) {
 // acquire counts one more local subscription of channel and, for the
 // first, subscribes the node at the broker. When it returns nil, every
 // publication of channel assigned from then on reaches HandlePublication.
-// Off the loops only: it may wait on the broker and on other acquires of
-// the same channel.
+// Off the loops only, unless the broker is in-process: it may wait on the
+// broker and on other acquires of the same channel.
 func (h *hub) acquire(ctx context.Context, channel string) error {
+	if h.inProcess {
+		return h.broker.Subscribe(ctx, channel)
+	}
 	ns := h.pin(channel)
 	defer h.unpin(channel, ns)
 	ns.mu.Lock()
@@ -121,8 +129,15 @@ func (h *hub) acquire(ctx context.Context, channel string) error {
 }
 
 // release undoes one successful acquire of each channel; the last one
-// unsubscribes the node. Off the loops only.
+// unsubscribes the node. Off the loops only, unless the broker is
+// in-process (see loop.release).
 func (h *hub) release(channels []string) {
+	if h.inProcess {
+		for _, ch := range channels {
+			_ = h.broker.Unsubscribe(context.Background(), ch)
+		}
+		return
+	}
 	for _, ch := range channels {
 		ns := h.pin(ch)
 		ns.mu.Lock()

@@ -125,6 +125,6 @@ func (l *loop) removeAllSubs(c *Conn) {
 	}
 	c.subs = nil
 	if len(release) > 0 {
-		go l.srv.hub.release(release)
+		l.release(release...)
 	}
 }

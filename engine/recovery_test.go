@@ -51,17 +51,32 @@ type recoveryFrame struct {
 // resubscribe (idempotently) while subscribed. Every client's sequence per
 // channel must be exactly 1, 2, 3, … after each position it held, or it
 // was told recovered:false.
+//
+// Both ways the engine talks to a broker run: on the loop (the embedded
+// broker is in-process) and off it with the answer merged back later (a
+// remote broker, here the embedded one behind remoteBroker's delays, so
+// that publications arrive while subscriptions wait for their position).
 func TestRecoveryRandomized(t *testing.T) {
 	// A long history recovers nearly always; a short one often cannot.
 	for _, size := range []int{1000, 16} {
-		t.Run(fmt.Sprintf("history-%d", size), func(t *testing.T) { recoveryRandomized(t, size) })
+		for _, remote := range []bool{false, true} {
+			name := fmt.Sprintf("history-%d/in-process", size)
+			if remote {
+				name = fmt.Sprintf("history-%d/remote", size)
+			}
+			t.Run(name, func(t *testing.T) { recoveryRandomized(t, size, remote) })
+		}
 	}
 }
 
-func recoveryRandomized(t *testing.T, historySize int) {
-	b, err := broker.NewMemory(broker.MemoryConfig{HistorySize: historySize})
+func recoveryRandomized(t *testing.T, historySize int, remote bool) {
+	mem, err := broker.NewMemory(broker.MemoryConfig{HistorySize: historySize})
 	if err != nil {
 		t.Fatal(err)
+	}
+	var b broker.Broker = mem
+	if remote {
+		b = &remoteBroker{Broker: mem}
 	}
 	s, st := startServer(t, Config{Loops: 2, Broker: b})
 	t.Cleanup(func() { b.Close() })

@@ -18,11 +18,14 @@ const maxBuffered = 1024
 
 // pendingSub is a subscription waiting for its position from the broker.
 type pendingSub struct {
-	ids       []cmdID // replies owed: the subscribe, and repeats meanwhile
-	since     *broker.Position
-	buf       []*delivery // live publications that arrived meanwhile, in order
-	personal  bool        // the personal channel of a connection awaiting its welcome
-	cancelled bool        // unsubscribed or closed meanwhile: drop, then release
+	ids      []cmdID // replies owed: the subscribe, and repeats meanwhile
+	since    *broker.Position
+	buf      []*delivery // live publications that arrived meanwhile, in order
+	personal bool        // the personal channel of a connection awaiting its welcome
+	// head is written before the reply, in the same write: the 101 of an
+	// upgrade whose welcome is known at once (an in-process broker).
+	head      []byte
+	cancelled bool // unsubscribed or closed meanwhile: drop, then release
 }
 
 // subResult is what the broker said, handed back to the loop.
@@ -37,16 +40,48 @@ type subResult struct {
 
 // startSub subscribes c to channel: pending in the index now, the broker
 // asked off the loop, the result merged back on the loop by finishSub.
-func (l *loop) startSub(c *Conn, channel string, id cmdID, since *broker.Position, personal bool) {
+// An in-process broker is asked at once, and finishSub runs before
+// startSub returns.
+func (l *loop) startSub(c *Conn, channel string, id cmdID, since *broker.Position) {
 	lc := l.addSub(c, channel)
-	ps := &pendingSub{since: since, personal: personal}
-	if id.ok || !personal {
-		ps.ids = append(ps.ids, id)
+	h := l.srv.hub
+	if h.inProcess {
+		ps := pendingSub{ids: []cmdID{id}, since: since}
+		l.finishSub(c, lc, &ps, h.resolve(channel, since))
+		return
 	}
+	ps := &pendingSub{ids: []cmdID{id}, since: since}
+	l.startAsync(c, lc, ps)
+}
+
+// welcome subscribes c to its personal channel and welcomes it with the
+// position (and, with since, what it missed). With an in-process broker
+// the welcome is ready at once and leaves in one write after head, the
+// 101; else head is written now and the welcome follows from finishSub.
+func (l *loop) welcome(c *Conn, head []byte, since *broker.Position) {
+	channel := PersonalChannel(c.user)
+	h := l.srv.hub
+	if h.inProcess {
+		lc := l.addSub(c, channel)
+		ps := pendingSub{since: since, personal: true, head: head}
+		l.finishSub(c, lc, &ps, h.resolve(channel, since))
+		return
+	}
+	if !l.send(c, head) {
+		return
+	}
+	lc := l.addSub(c, channel)
+	l.startAsync(c, lc, &pendingSub{since: since, personal: true})
+}
+
+// startAsync asks the broker for ps off the loop; finishSub merges the
+// answer back on the loop.
+func (l *loop) startAsync(c *Conn, lc *loopChan, ps *pendingSub) {
+	channel := lc.name
 	l.pend[pendKey{c, lc}] = ps
 	h := l.srv.hub
 	go func() {
-		res := h.resolve(channel, since)
+		res := h.resolve(channel, ps.since)
 		task := func(context.Context) error {
 			l.finishSub(c, lc, ps, res)
 			return nil
@@ -58,10 +93,15 @@ func (l *loop) startSub(c *Conn, channel string, id cmdID, since *broker.Positio
 }
 
 // resolve subscribes the node if needed, then reads the position or the
-// history after since. Off the loop.
+// history after since. Off the loop, unless the broker is in-process (it
+// then needs no timeout either).
 func (h *hub) resolve(channel string, since *broker.Position) (res subResult) {
-	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
-	defer cancel()
+	ctx := context.Background()
+	if !h.inProcess {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, brokerTimeout)
+		defer cancel()
+	}
 	if res.err = h.acquire(ctx, channel); res.err != nil {
 		return res
 	}
@@ -95,7 +135,7 @@ func (h *hub) resolve(channel string, since *broker.Position) (res subResult) {
 func (l *loop) finishSub(c *Conn, lc *loopChan, ps *pendingSub, res subResult) {
 	if ps.cancelled || c.phase == phaseClosed {
 		if res.acquired {
-			go l.srv.hub.release([]string{lc.name})
+			l.release(lc.name)
 		}
 		return
 	}
@@ -107,10 +147,12 @@ func (l *loop) finishSub(c *Conn, lc *loopChan, ps *pendingSub, res subResult) {
 	if res.err != nil {
 		l.removeSub(c, i)
 		if res.acquired {
-			go l.srv.hub.release([]string{lc.name})
+			l.release(lc.name)
 		}
 		if ps.personal {
-			l.closeLater(c, CloseBrokerUnavailable)
+			if ps.head == nil || l.send(c, ps.head) {
+				l.closeLater(c, CloseBrokerUnavailable)
+			}
 			return
 		}
 		for _, id := range ps.ids {
@@ -141,7 +183,7 @@ func (l *loop) finishSub(c *Conn, lc *loopChan, ps *pendingSub, res subResult) {
 	if !ps.personal {
 		l.counters.commands[cmdSubscribe][resultOK].Add(1)
 	}
-	if !l.reply(c, l.body) {
+	if !l.replyAfter(c, ps.head, l.body) {
 		return
 	}
 	last := res.pos.Offset
@@ -181,10 +223,24 @@ func (l *loop) finishSub(c *Conn, lc *loopChan, ps *pendingSub, res subResult) {
 }
 
 // reply writes one server frame with body to c; false if c is gone.
-func (l *loop) reply(c *Conn, body []byte) bool {
-	l.out = appendFrame(l.out[:0], true, ws.OpText, body)
+func (l *loop) reply(c *Conn, body []byte) bool { return l.replyAfter(c, nil, body) }
+
+// replyAfter writes head (raw bytes, may be nil) and one server frame with
+// body to c in one write; false if c is gone.
+func (l *loop) replyAfter(c *Conn, head, body []byte) bool {
+	l.out = appendFrame(append(l.out[:0], head...), true, ws.OpText, body)
 	l.push(c, l.out)
 	return c.phase == phaseOpen || c.phase == phaseWelcome
+}
+
+// release undoes the node-level acquire of each channel: on the loop for an
+// in-process broker (a few locks), else on a goroutine of its own.
+func (l *loop) release(channels ...string) {
+	if l.srv.hub.inProcess {
+		l.srv.hub.release(channels)
+		return
+	}
+	go l.srv.hub.release(channels)
 }
 
 // deliverTask is the loop task that writes one publication to the loop's

@@ -5,8 +5,8 @@
 // this file (memory.go); the Redis broker in engine/broker/redis.
 //
 // A broker may be remote: every method but Start may take a network round
-// trip, so the engine never calls one on an event loop. It calls them from
-// its own goroutines and hands results back to the loop (gnet's Execute).
+// trip, so the engine calls them from its own goroutines and hands results
+// back to the loop (gnet's Execute), unless the broker is InProcess.
 package broker
 
 import (
@@ -112,6 +112,20 @@ type Broker interface {
 
 	// Close stops delivery and releases the broker's resources.
 	Close() error
+}
+
+// InProcess is a Broker whose Subscribe, Unsubscribe, Position and
+// History never wait on the network, only on short in-process critical
+// sections, and whose Subscribe calls are counted (each Unsubscribe
+// undoes one). The engine calls these methods of such a broker on its
+// event loops, without a goroutine, a timeout or its own reference count:
+// a connection's welcome then leaves with its 101 in one write. The
+// embedded Memory is one; a Redis broker is not.
+type InProcess interface {
+	Broker
+	// InProcess reports whether the guarantee holds (a wrapper around a
+	// Broker may say no).
+	InProcess() bool
 }
 
 // Errors returned by brokers, built once.

@@ -104,7 +104,12 @@ type Memory struct {
 	wg      sync.WaitGroup
 }
 
-var _ Broker = (*Memory)(nil)
+var _ InProcess = (*Memory)(nil)
+
+// InProcess reports true: a Memory never blocks on anything but its own
+// short critical sections, and counts Subscribe calls. Safe for
+// concurrent use.
+func (m *Memory) InProcess() bool { return true }
 
 // NewMemory returns an embedded broker; it delivers nothing until Start.
 // It fails with ErrBadConfig (wrapped, naming the field) on a negative
