@@ -65,7 +65,7 @@ func TestCloseLogRateLimited(t *testing.T) {
 	if strings.Contains(out, "client_close") || strings.Contains(out, "connection_lost") {
 		t.Errorf("client-side ends were logged:\n%s", out)
 	}
-	if !strings.Contains(out, "user=flood") || !strings.Contains(out, "conn="+c.id) {
+	if !strings.Contains(out, "user=flood") || !strings.Contains(out, "conn="+c.ID()) {
 		t.Errorf("log lacks user and conn id:\n%s", out)
 	}
 }

@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"strconv"
+	"strings"
+
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 )
@@ -22,12 +25,14 @@ type Conn struct {
 	gc   gnet.Conn
 	loop *loop
 	user string
-	id   string
+	// seq numbers the connection on its loop; its id, "<node>.<loop>.<seq>"
+	// in base36, is formatted when asked for (appendID), not kept.
+	seq uint64
 
 	// Reassembly of a fragmented message: fragOp is 0 when none is in
-	// flight; fragBuf (its length is the message's so far) is allocated
-	// only while one is. The one-byte fields sit together so that Conn
-	// takes 208 bytes (a size class), not 224.
+	// flight; frag is allocated only while one is (most connections never
+	// send one). The one-byte fields sit together so that Conn takes 192
+	// bytes (a size class), not 208.
 	fragOp ws.OpCode
 	phase  connPhase
 	// deflate: the upgrade negotiated permessage-deflate (deflate.go);
@@ -40,7 +45,7 @@ type Conn struct {
 	resumeQueued bool // waits in loop.resume for another turn
 	// redeeming: the handshake waits for an asynchronous ticket redeem.
 	redeeming bool
-	fragBuf   []byte
+	frag      *fragment
 	utf8      utf8Validator
 	// utf8Seen is how much of the current frame's text payload was
 	// validated while the frame was incomplete (utf8partial.go).
@@ -58,10 +63,51 @@ type Conn struct {
 	cmdLast   int64     // server clock (ns) the tokens were counted at
 }
 
+// fragment is a fragmented message being reassembled: its bytes so far.
+type fragment struct{ buf []byte }
+
+// fragLen is how many bytes of a fragmented message have arrived; 0 when
+// none is in flight.
+func (c *Conn) fragLen() int {
+	if c.frag == nil {
+		return 0
+	}
+	return len(c.frag.buf)
+}
+
 // User is the authenticated user (the ticket's subject). Safe from any
 // goroutine: it never changes after the upgrade.
 func (c *Conn) User() string { return c.user }
 
 // ID is the connection's opaque, unique id, as sent in the welcome. Safe
 // from any goroutine: it never changes after the upgrade.
-func (c *Conn) ID() string { return c.id }
+func (c *Conn) ID() string { return string(c.appendID(nil)) }
+
+// appendID appends the connection's id: unique among nodes, so that
+// /disconnect {"conn"} sent to every node closes one connection.
+func (c *Conn) appendID(dst []byte) []byte {
+	dst = append(dst, c.loop.srv.nodeID...)
+	dst = append(dst, '.')
+	dst = strconv.AppendUint(dst, uint64(c.loop.index), 36)
+	dst = append(dst, '.')
+	return strconv.AppendUint(dst, c.seq, 36)
+}
+
+// parseConnID splits an id made by appendID on this node into its loop
+// index and sequence number; ok is false for any other text.
+func (s *Server) parseConnID(id string) (loop int, seq uint64, ok bool) {
+	rest, ok := strings.CutPrefix(id, s.nodeID+".")
+	if !ok {
+		return 0, 0, false
+	}
+	loopPart, seqPart, ok := strings.Cut(rest, ".")
+	if !ok {
+		return 0, 0, false
+	}
+	li, err1 := strconv.ParseUint(loopPart, 36, 31)
+	seq, err2 := strconv.ParseUint(seqPart, 36, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return int(li), seq, true
+}

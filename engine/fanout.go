@@ -2,8 +2,6 @@ package engine
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -115,14 +113,10 @@ func (s *Server) disconnectLocal(d broker.Disconnect, counts chan<- int) int {
 }
 
 // mayHoldConn reports whether a connection id can be one of loop l's
-// (ids are "<node>.<loop>.<n>", see newID).
+// (see Conn.appendID).
 func (s *Server) mayHoldConn(l *loop, id string) bool {
-	rest, ok := strings.CutPrefix(id, s.nodeID+".")
-	if !ok {
-		return false
-	}
-	loopPart, _, ok := strings.Cut(rest, ".")
-	return ok && loopPart == strconv.FormatUint(uint64(l.index), 36)
+	li, _, ok := s.parseConnID(id)
+	return ok && li == l.index
 }
 
 // disconnect closes this loop's connections named by d with 4001.
@@ -144,8 +138,12 @@ func (l *loop) disconnect(d broker.Disconnect) int {
 		}
 		return n
 	}
+	li, seq, ok := l.srv.parseConnID(d.Conn)
+	if !ok || li != l.index {
+		return 0
+	}
 	for _, c := range l.conns {
-		if c.id == d.Conn && (c.phase == phaseOpen || c.phase == phaseWelcome) {
+		if c.seq == seq && (c.phase == phaseOpen || c.phase == phaseWelcome) {
 			l.closeLater(c, CloseDisconnected)
 			return 1
 		}

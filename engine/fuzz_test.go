@@ -225,8 +225,8 @@ func checkLeftover(t *testing.T, c *Conn, in []byte) {
 		if total, ok := frameSize(in); ok && total <= len(in) {
 			t.Fatalf("complete %d-byte frame left unprocessed (%d buffered)", total, len(in))
 		}
-		if len(c.fragBuf) > fuzzMaxMessage {
-			t.Fatalf("fragments hold %d bytes, limit %d", len(c.fragBuf), fuzzMaxMessage)
+		if c.fragLen() > fuzzMaxMessage {
+			t.Fatalf("fragments hold %d bytes, limit %d", c.fragLen(), fuzzMaxMessage)
 		}
 	}
 }

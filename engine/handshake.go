@@ -277,7 +277,8 @@ func (l *loop) admit(c *Conn, hdr []byte) (RejectReason, bool) {
 		c.expires = sessionEnd(l.srv.now(), time.Until(exp))
 	}
 	l.hs.claims = ticket.Claims{}
-	c.id = l.newID()
+	l.nextID++
+	c.seq = l.nextID
 	return 0, true
 }
 
@@ -289,20 +290,6 @@ func sessionEnd(now int64, left time.Duration) int64 {
 		return math.MaxInt64
 	}
 	return max(now+int64(left), 1)
-}
-
-// newID returns an id unique among nodes: the node's random id, the loop
-// index and a per-loop counter, base36 (so /disconnect {"conn"} sent to
-// every node closes one connection).
-func (l *loop) newID() string {
-	l.nextID++
-	var b [48]byte
-	id := append(b[:0], l.srv.nodeID...)
-	id = append(id, '.')
-	id = strconv.AppendUint(id, uint64(l.index), 36)
-	id = append(id, '.')
-	id = strconv.AppendUint(id, l.nextID, 36)
-	return string(id)
 }
 
 // handshake handles traffic on a connection that has not upgraded yet. It

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
 
 	"github.com/turnstile-push/turnstile/auth/ticket"
 )
@@ -113,4 +114,71 @@ func BenchmarkHandshake(b *testing.B) {
 			}
 		})
 	}
+}
+
+// acceptConn is a gnet.Conn holding one upgrade request, for benchmarks
+// of the whole accept path without sockets: handshake reads the request
+// from it and writes the 101 and the welcome to it.
+type acceptConn struct {
+	gnet.Conn
+	in      []byte
+	written int
+}
+
+func (c *acceptConn) InboundBuffered() int  { return len(c.in) }
+func (c *acceptConn) OutboundBuffered() int { return 0 }
+func (c *acceptConn) Peek(n int) ([]byte, error) {
+	return c.in[:min(n, len(c.in))], nil
+}
+func (c *acceptConn) Discard(n int) (int, error) {
+	c.in = c.in[n:]
+	return n, nil
+}
+func (c *acceptConn) Write(p []byte) (int, error) {
+	c.written += len(p)
+	return len(p), nil
+}
+
+// BenchmarkAccept is the engine's whole share of an admitted connection on
+// its loop: the upgrade, the personal channel's subscription and position
+// from the embedded broker, the 101 and the welcome written, and the
+// teardown OnClose does; what is left of the server's CPU per handshake
+// under turnstile-load is gnet's and the kernel's. Beside it, gobwas's
+// plain ws.Upgrade of the same request (BenchmarkHandshake's alternative),
+// which does none of the subscription work.
+func BenchmarkAccept(b *testing.B) {
+	hdr := []byte(upgradeRequest("/ws", benchGood, ""))
+	b.Run("engine", func(b *testing.B) {
+		l := benchLoop(b)
+		if err := l.srv.hub.broker.Start(l.srv.hub); err != nil {
+			b.Fatal(err)
+		}
+		defer l.srv.hub.broker.Close()
+		gc := &acceptConn{}
+		b.ReportAllocs()
+		for b.Loop() {
+			gc.in, gc.written = hdr, 0
+			c := &Conn{gc: gc, loop: l, index: -1}
+			if _, _ = l.handshake(c); c.phase != phaseOpen || gc.written == 0 {
+				b.Fatalf("phase %d after the handshake, %d bytes written", c.phase, gc.written)
+			}
+			l.remove(c)
+			l.srv.openConns.Add(-1)
+		}
+	})
+	b.Run("ws.Upgrade", func(b *testing.B) {
+		rd := bytes.NewReader(hdr)
+		br := bufio.NewReaderSize(rd, 4096)
+		b.ReportAllocs()
+		for b.Loop() {
+			rd.Reset(hdr)
+			br.Reset(rd)
+			if _, err := (ws.Upgrader{}).Upgrade(struct {
+				io.Reader
+				io.Writer
+			}{br, io.Discard}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

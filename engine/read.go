@@ -94,9 +94,9 @@ func (l *loop) check(c *Conn, h ws.Header) (CloseReason, bool) {
 	if err := ws.CheckHeader(h, state); err != nil {
 		return CloseProtocolError, false
 	}
-	// Compare with the room left, not len(fragBuf)+Length: a declared length near
+	// Compare with the room left, not fragLen()+Length: a declared length near
 	// 2^63 would overflow the sum and pass.
-	if !h.OpCode.IsControl() && h.Length > int64(l.srv.cfg.MaxMessageBytes-len(c.fragBuf)) {
+	if !h.OpCode.IsControl() && h.Length > int64(l.srv.cfg.MaxMessageBytes-c.fragLen()) {
 		return CloseTooBig, false
 	}
 	return 0, true
@@ -125,7 +125,7 @@ func (l *loop) onFrame(c *Conn, h ws.Header, payload []byte) gnet.Action {
 				return l.dispatchDeflated(c, h.OpCode, payload)
 			}
 			c.fragOp, c.fragDeflate = h.OpCode, true
-			c.fragBuf = append(make([]byte, 0, 2*len(payload)+64), payload...)
+			c.frag = &fragment{buf: append(make([]byte, 0, 2*len(payload)+64), payload...)}
 			return gnet.None
 		}
 		if h.Fin {
@@ -138,30 +138,30 @@ func (l *loop) onFrame(c *Conn, h ws.Header, payload []byte) gnet.Action {
 		if h.OpCode == ws.OpText && !c.utf8.write(c.unseen(payload)) {
 			return l.fail(c, CloseInvalidUTF8)
 		}
-		c.fragBuf = append(make([]byte, 0, 2*len(payload)+64), payload...)
+		c.frag = &fragment{buf: append(make([]byte, 0, 2*len(payload)+64), payload...)}
 		return gnet.None
 	}
 	if c.fragDeflate {
-		c.fragBuf = append(c.fragBuf, payload...)
+		c.frag.buf = append(c.frag.buf, payload...)
 		if !h.Fin {
 			return gnet.None
 		}
-		op, msg := c.fragOp, c.fragBuf
-		c.fragOp, c.fragBuf, c.fragDeflate = 0, nil, false
+		op, msg := c.fragOp, c.frag.buf
+		c.fragOp, c.frag, c.fragDeflate = 0, nil, false
 		return l.dispatchDeflated(c, op, msg)
 	}
 	if c.fragOp == ws.OpText && !c.utf8.write(c.unseen(payload)) {
 		return l.fail(c, CloseInvalidUTF8)
 	}
-	c.fragBuf = append(c.fragBuf, payload...)
+	c.frag.buf = append(c.frag.buf, payload...)
 	if !h.Fin {
 		return gnet.None
 	}
 	if c.fragOp == ws.OpText && !c.utf8.done() {
 		return l.fail(c, CloseInvalidUTF8)
 	}
-	op, msg := c.fragOp, c.fragBuf
-	c.fragOp, c.fragBuf = 0, nil
+	op, msg := c.fragOp, c.frag.buf
+	c.fragOp, c.frag = 0, nil
 	return l.dispatch(c, op, msg)
 }
 

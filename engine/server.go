@@ -348,7 +348,7 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		h.s.closeLog.conn(c, c.closeReason)
 	}
 	c.phase = phaseClosed
-	c.fragBuf = nil
+	c.frag = nil
 	gc.SetContext(nil)
 	return gnet.None
 }

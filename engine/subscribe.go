@@ -170,7 +170,8 @@ func (l *loop) finishSub(c *Conn, lc *loopChan, ps *pendingSub, res subResult) {
 	pos := position{offset: res.pos.Offset, epoch: res.pos.Epoch}
 	missed := len(res.history)
 	if ps.personal {
-		l.body = appendWelcome(l.body[:0], c.user, c.id, lc.name, pos, res.rec, missed)
+		var id [64]byte
+		l.body = appendWelcome(l.body[:0], c.user, c.appendID(id[:0]), lc.name, pos, res.rec, missed)
 	} else {
 		l.body = appendSubscribed(l.body[:0], ps.ids[0], lc.name, pos, res.rec, missed)
 	}

@@ -60,11 +60,12 @@ func appendPosition(dst []byte, p position) []byte {
 
 // appendWelcome appends the welcome body: the user, the connection id and
 // the personal channel's position (and its recovery, if since was given).
-func appendWelcome(dst []byte, user, id, personal string, p position, r recovery, missed int) []byte {
+func appendWelcome(dst []byte, user string, id []byte, personal string, p position, r recovery, missed int) []byte {
 	dst = append(dst, `{"type":"welcome","user":`...)
 	dst = appendJSONString(dst, user)
-	dst = append(dst, `,"conn":`...)
-	dst = appendJSONString(dst, id)
+	dst = append(dst, `,"conn":"`...)
+	dst = append(dst, id...) // base36 and dots: nothing to escape
+	dst = append(dst, '"')
 	dst = append(dst, `,"channel":`...)
 	dst = appendJSONString(dst, personal)
 	dst = appendPosition(dst, p)
