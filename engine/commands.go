@@ -186,7 +186,7 @@ func (l *loop) refreshed(c *Conn, id cmdID, claims ticket.Claims, err error) {
 		c.expires = sessionEnd(l.srv.now(), time.Until(exp))
 		expires = exp.Unix()
 	}
-	c.grants = claims.Channels
+	c.grants = cloneStrings(claims.Channels) // as at the upgrade: not the arena's
 	l.counters.refreshes[resultOK].Add(1)
 	l.counters.commands[cmdRefresh][resultOK].Add(1)
 	l.reply(c, appendRefreshed(l.body[:0], id, expires))

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -197,6 +198,12 @@ func (l *loop) newUpgrader() ws.Upgrader {
 			if !l.hs.originMatches(claims.Origin) {
 				return nil, errRejectOrigin
 			}
+			// What outlives the handshake is copied (the quota's key, the
+			// connection's user and grants): the claims' strings may point
+			// into the ticket store's arena (ticket.Map), where one string
+			// kept for a connection's life holds its whole 4 KiB chunk.
+			claims.Subject = strings.Clone(claims.Subject)
+			claims.Channels = cloneStrings(claims.Channels)
 			if l.srv.quota.m != nil && !l.srv.quota.take(l.quota, claims.Subject) {
 				return nil, errRejectUserMax
 			}
@@ -271,7 +278,7 @@ func (l *loop) admit(c *Conn, hdr []byte) (RejectReason, bool) {
 	}
 	c.grants = l.hs.claims.Channels
 	if l.hs.originSeen { // a refresh ticket must come from the same page
-		c.origin = l.internOrigin(l.hs.claims.Origin)
+		c.origin = l.internOrigin()
 	}
 	if exp := l.hs.claims.SessionExpires; !exp.IsZero() {
 		c.expires = sessionEnd(l.srv.now(), time.Until(exp))
@@ -384,17 +391,28 @@ func (l *loop) reject(c *Conn, reason RejectReason) gnet.Action {
 	return gnet.Close
 }
 
-// internOrigin returns the handshake's Origin as a string without
-// allocating in the common cases: the ticket was bound to it (so its
-// claims hold the same text), or it is one of the configured Origins.
-func (l *loop) internOrigin(bound string) string {
-	if bound != "" { // originMatches held: bound is this Origin
-		return bound
-	}
+// internOrigin returns the handshake's Origin as a string, without
+// allocating when it is one of the configured Origins. (Not the bound
+// ticket's claim of the same text: that may live in the ticket store's
+// arena, see the redeem hook.)
+func (l *loop) internOrigin() string {
 	for _, o := range l.srv.cfg.Origins {
 		if o == string(l.hs.origin) {
 			return o
 		}
 	}
 	return string(l.hs.origin)
+}
+
+// cloneStrings returns a copy of ss whose strings share nothing with ss's;
+// nil for none.
+func cloneStrings(ss []string) []string {
+	if len(ss) == 0 {
+		return nil
+	}
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.Clone(s)
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/turnstile-push/turnstile/auth/ticket"
 )
@@ -331,4 +332,49 @@ func TestTicketNeverLogged(t *testing.T) {
 			t.Fatalf("ticket %s in the logs:\n%s", tk, logs.String())
 		}
 	}
+}
+
+// arenaStore hands out claims whose strings point into one buffer, as
+// ticket.Map's point into its arena.
+type arenaStore struct {
+	fixedStore
+	buf []byte
+}
+
+func (s arenaStore) Redeem(text []byte, now time.Time) (ticket.Claims, error) {
+	if _, err := s.fixedStore.Redeem(text, now); err != nil {
+		return ticket.Claims{}, err
+	}
+	return ticket.Claims{
+		Subject:  unsafe.String(&s.buf[0], 6),
+		Channels: []string{unsafe.String(&s.buf[6], 4)},
+	}, nil
+}
+
+// A connection keeps copies of the claims it holds for its life, not the
+// store's strings: one of ticket.Map's, kept for hours, would hold its
+// whole 4 KiB arena chunk.
+func TestAdmitCopiesClaims(t *testing.T) {
+	st := arenaStore{fixedStore: fixedStore{good: []byte(benchGood)}, buf: []byte("maggienews")}
+	s, err := New(Config{Store: st, MaxConnsPerUser: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLoop(s, nil, 0)
+	c := &Conn{}
+	if _, ok := l.admit(c, []byte(upgradeRequest("/ws", benchGood, ""))); !ok {
+		t.Fatal("upgrade refused")
+	}
+	if c.user != "maggie" || len(c.grants) != 1 || c.grants[0] != "news" {
+		t.Fatalf("user %q, grants %q", c.user, c.grants)
+	}
+	if unsafe.StringData(c.user) == &st.buf[0] || unsafe.StringData(c.grants[0]) == &st.buf[6] {
+		t.Fatal("the connection kept the store's strings, not copies")
+	}
+	s.quota.m.Range(func(user string, _ int32) bool {
+		if unsafe.StringData(user) == &st.buf[0] {
+			t.Error("the per-user quota keeps the store's string as its key")
+		}
+		return true
+	})
 }
