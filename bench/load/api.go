@@ -79,10 +79,9 @@ func (a *apiClient) ticket(token string) (string, error) {
 	return r.Ticket, err
 }
 
-// publish sends one message stamped with the current time to everyone, or to
-// user when it is not empty, and returns the number of recipients.
-func (a *apiClient) publish(key, user string, seq int) (int, error) {
-	data := map[string]int64{"t": time.Now().UnixNano(), "seq": int64(seq)}
+// publish sends data (a JSON object: fanoutData) to everyone, or to user
+// when it is not empty, and returns the number of recipients.
+func (a *apiClient) publish(key, user string, data json.RawMessage) (int, error) {
 	var body any = map[string]any{"broadcast": true, "data": data}
 	if user != "" {
 		body = map[string]any{"user": user, "data": data}

@@ -24,20 +24,22 @@ const (
 type wsconn struct {
 	fd      int
 	state   connState
-	start   int64  // Unix ns when the dial started
-	stamp   int64  // scenario scratch: when the last echo was sent
-	id      int    // the scenario's client this connection serves (storm)
-	opened  bool   // reached stOpen
-	welcome bool   // the first message (the welcome) arrived
-	in      []byte // unparsed inbound bytes carried to the next read
-	out     []byte // outbound bytes the socket has not taken yet
+	start   int64     // Unix ns when the dial started
+	stamp   int64     // scenario scratch: when the last echo was sent
+	id      int       // the scenario's client this connection serves (storm)
+	opened  bool      // reached stOpen
+	welcome bool      // the first message (the welcome) arrived
+	deflate bool      // the 101 accepted permessage-deflate
+	frag    *fragment // a fragmented message being received
+	in      []byte    // unparsed inbound bytes carried to the next read
+	out     []byte    // outbound bytes the socket has not taken yet
 }
 
 // handler receives a connection's events; it runs on the engine goroutine.
 type handler interface {
 	onOpen(c *wsconn, now int64)
 	onReject(c *wsconn, status int, now int64)
-	onMessage(c *wsconn, op byte, payload []byte, now int64)
+	onMessage(c *wsconn, op byte, payload []byte, rx received, now int64)
 	// onFail reports a connection lost before or after opening, by an
 	// error or by the server; it is not called for closes the client asks.
 	onFail(c *wsconn, err error, now int64)
@@ -59,6 +61,8 @@ type engine struct {
 	mask    [4]byte
 	live    int
 	nodelay bool // disable Nagle: for scenarios that send frames after the handshake
+	deflate bool // offer permessage-deflate (inflate.go)
+	infl    inflater
 }
 
 func newEngine(wsAddr, path string, sources []netip.Addr, h handler) (*engine, error) {
@@ -95,7 +99,7 @@ func newEngine(wsAddr, path string, sources []netip.Addr, h handler) (*engine, e
 // state change, few system calls per connection, so that the client is
 // not what limits a storm.
 func (e *engine) dial(ticket string, id int, now int64) {
-	c := &wsconn{fd: -1, id: id, start: now, out: upgradeRequest(e.host, e.path, ticket)}
+	c := &wsconn{fd: -1, id: id, start: now, out: upgradeRequest(e.host, e.path, ticket, e.deflate)}
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		c.state = stClosed
@@ -236,6 +240,7 @@ func (e *engine) process(c *wsconn, data []byte, now int64) int {
 			return 0
 		}
 		c.state, c.opened = stOpen, true
+		c.deflate = e.deflate && acceptsDeflate(data[:n])
 		used = n
 		e.h.onOpen(c, now)
 		if c.state == stClosed {
@@ -243,7 +248,7 @@ func (e *engine) process(c *wsconn, data []byte, now int64) int {
 		}
 	}
 	for used < len(data) {
-		_, op, payload, total, err := parseFrame(data[used:])
+		f, total, err := parseFrame(data[used:])
 		if err != nil {
 			e.fail(c, err, now)
 			return 0
@@ -252,22 +257,62 @@ func (e *engine) process(c *wsconn, data []byte, now int64) int {
 			break
 		}
 		used += total
-		switch op {
+		switch f.op {
 		case opPing:
-			e.send(c, opPong, payload, now)
+			if f.rsv1 {
+				e.fail(c, errFrame, now) // control frames are never compressed
+				return 0
+			}
+			e.send(c, opPong, f.payload, now)
 		case opPong:
 		case opClose:
-			e.send(c, opClose, payload, now)
+			e.send(c, opClose, f.payload, now)
 			e.fail(c, errServerClose, now)
 			return 0
 		default:
-			e.h.onMessage(c, op, payload, now)
+			if err := e.message(c, f, total, now); err != nil {
+				e.fail(c, err, now)
+				return 0
+			}
 		}
 		if c.state == stClosed {
 			return 0
 		}
 	}
 	return used
+}
+
+// message takes a data or continuation frame of total bytes on the wire:
+// it delivers a whole message to the handler, inflated when it came
+// compressed, or keeps a fragment until its last frame.
+func (e *engine) message(c *wsconn, f frame, total int, now int64) error {
+	if f.rsv1 && (!c.deflate || f.op == opContinuation) {
+		return errFrame // RSV1 only with the extension, on a message's first frame
+	}
+	op, payload, rx := f.op, f.payload, received{wire: total, deflated: f.rsv1}
+	switch {
+	case op == opContinuation && c.frag == nil, op != opContinuation && c.frag != nil:
+		return errFrame // a continuation of nothing, or a message inside one
+	case op == opContinuation:
+		c.frag.data = append(c.frag.data, payload...)
+		c.frag.rx.wire += total
+		if !f.fin {
+			return nil
+		}
+		op, payload, rx = c.frag.op, c.frag.data, c.frag.rx
+		c.frag = nil
+	case !f.fin:
+		c.frag = &fragment{op: op, rx: rx, data: append([]byte(nil), payload...)}
+		return nil
+	}
+	if rx.deflated {
+		var err error
+		if payload, err = e.infl.inflate(payload); err != nil {
+			return err
+		}
+	}
+	e.h.onMessage(c, op, payload, rx, now)
+	return nil
 }
 
 // send writes one masked frame, queueing what the socket does not take.
@@ -316,7 +361,7 @@ func (e *engine) close(c *wsconn) {
 			e.live--
 		}
 	}
-	c.in, c.out = nil, nil
+	c.in, c.out, c.frag = nil, nil, nil
 }
 
 func (e *engine) fail(c *wsconn, err error, now int64) {

@@ -72,7 +72,7 @@ func (r *recorder) onReject(_ *wsconn, status int, _ int64) {
 	r.rejected++
 	r.statuses = append(r.statuses, status)
 }
-func (r *recorder) onMessage(_ *wsconn, _ byte, p []byte, _ int64) {
+func (r *recorder) onMessage(_ *wsconn, _ byte, p []byte, _ received, _ int64) {
 	r.messages = append(r.messages, bytes.Clone(p))
 }
 func (r *recorder) onFail(_ *wsconn, err error, _ int64) {

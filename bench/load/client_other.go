@@ -19,11 +19,11 @@ type wsconn struct {
 type handler interface {
 	onOpen(c *wsconn, now int64)
 	onReject(c *wsconn, status int, now int64)
-	onMessage(c *wsconn, op byte, payload []byte, now int64)
+	onMessage(c *wsconn, op byte, payload []byte, rx received, now int64)
 	onFail(c *wsconn, err error, now int64)
 }
 
-type engine struct{ nodelay bool }
+type engine struct{ nodelay, deflate bool }
 
 func newEngine(string, string, []netip.Addr, handler) (*engine, error) {
 	return nil, errUnsupportedOS

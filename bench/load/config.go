@@ -50,24 +50,30 @@ type Config struct {
 	User       string
 	Password   string
 
-	Conns     int           // connections to open and hold (connect, fanout, echo)
-	Rate      float64       // connects per second over all workers; 0: as fast as possible
-	InFlight  int           // most unanswered handshakes over all workers
-	Hold      time.Duration // how long connect holds its connections
-	Duration  time.Duration // how long reject, churn and echo run
-	Messages  int           // fanout: publishes
-	Interval  time.Duration // fanout: pause between publishes
-	ToUser    bool          // fanout: publish to the user instead of broadcasting
-	Channels  int           // channels: how many channels the connections spread over
-	EchoSize  int           // echo: bytes per message
-	Workers   int           // worker processes; 0: enough for Conns, at least 2
-	Sources   int           // source addresses 127.0.0.2 … per run
-	Timeout   time.Duration // bound on each scenario, after which it stops anyway
-	Repeat    int           // rounds; the table shows the median of each metric
-	PinServer []int         // CPUs for started servers; workers get the others; empty: no pinning
-	Procs     int           // GOMAXPROCS for started servers; 0: their default
-	JSONPath  string        // where to write results as JSON; empty: nowhere
-	HTMLPath  string        // where to write the HTML report; empty: nowhere
+	Conns    int           // connections to open and hold (connect, fanout, echo)
+	Rate     float64       // connects per second over all workers; 0: as fast as possible
+	InFlight int           // most unanswered handshakes over all workers
+	Hold     time.Duration // how long connect holds its connections
+	Duration time.Duration // how long reject, churn and echo run
+	Messages int           // fanout: publishes
+	Interval time.Duration // fanout: pause between publishes
+	ToUser   bool          // fanout: publish to the user instead of broadcasting
+	Channels int           // channels: how many channels the connections spread over
+	EchoSize int           // echo: bytes per message
+	// MessageSize is fanout's published data in bytes (payload.go); 0:
+	// the small {"seq","t"} object.
+	MessageSize int
+	// Compression is each mode to run every server in (-compression
+	// off,on): true starts it with permessage-deflate (compression.go).
+	Compression []bool
+	Workers     int           // worker processes; 0: enough for Conns, at least 2
+	Sources     int           // source addresses 127.0.0.2 … per run
+	Timeout     time.Duration // bound on each scenario, after which it stops anyway
+	Repeat      int           // rounds; the table shows the median of each metric
+	PinServer   []int         // CPUs for started servers; workers get the others; empty: no pinning
+	Procs       int           // GOMAXPROCS for started servers; 0: their default
+	JSONPath    string        // where to write results as JSON; empty: nowhere
+	HTMLPath    string        // where to write the HTML report; empty: nowhere
 	// Thresholds fail the run (exit 99) when missed.
 	Thresholds []Threshold
 	LogDir     string // where started servers write their logs
@@ -85,22 +91,23 @@ type Config struct {
 // DefaultConfig is what the flags default to.
 func DefaultConfig() Config {
 	return Config{
-		Scenarios: []string{"connect"},
-		BinDir:    "bin",
-		WSPath:    "/ws",
-		User:      "maggie",
-		Password:  "secret",
-		Conns:     1000,
-		InFlight:  256,
-		Hold:      3 * time.Second,
-		Duration:  5 * time.Second,
-		Messages:  20,
-		Channels:  100,
-		Interval:  100 * time.Millisecond,
-		EchoSize:  64,
-		Sources:   32,
-		Timeout:   60 * time.Second,
-		LogDir:    "bench/results",
+		Scenarios:   []string{"connect"},
+		BinDir:      "bin",
+		WSPath:      "/ws",
+		User:        "maggie",
+		Password:    "secret",
+		Conns:       1000,
+		InFlight:    256,
+		Hold:        3 * time.Second,
+		Duration:    5 * time.Second,
+		Messages:    20,
+		Channels:    100,
+		Interval:    100 * time.Millisecond,
+		EchoSize:    64,
+		Compression: []bool{false},
+		Sources:     32,
+		Timeout:     60 * time.Second,
+		LogDir:      "bench/results",
 
 		StormDrop:   "auto",
 		StormMissed: 2,
@@ -133,6 +140,8 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.BoolVar(&c.ToUser, "to-user", false, "fanout: publish to the user instead of broadcasting")
 	fs.IntVar(&c.Channels, "channels", c.Channels, "channels: connections spread over this many channels; each of -messages rounds publishes one message to every channel (in /publish batches)")
 	fs.IntVar(&c.EchoSize, "echo-size", c.EchoSize, "echo: message size in bytes")
+	fs.IntVar(&c.MessageSize, "message-size", 0, "fanout: published data of this many bytes, a JSON notification that compresses like real JSON (128..65536); 0: a small {seq,t} object")
+	compression := fs.String("compression", "off", "permessage-deflate: off, on or off,on (both, side by side): started servers get -compression on and the clients offer it; gobwas and nbio cannot and are skipped")
 	fs.IntVar(&c.Workers, "workers", 0, "worker processes; 0: enough for -conns, at least 2")
 	fs.IntVar(&c.Sources, "sources", c.Sources, "number of source addresses 127.0.0.2…")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "bound on each scenario")
@@ -170,6 +179,9 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	c.Scenarios = splitList(*scenarios)
 	c.Servers = splitList(*servers)
 	var err error
+	if c.Compression, err = parseCompression(*compression); err != nil {
+		return c, err
+	}
 	if c.Nodes, err = parseNodes(*nodes); err != nil {
 		return c, err
 	}
@@ -247,12 +259,19 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("load: -channels must be within 1..100000, not %d", c.Channels)
 	case c.EchoSize < 16 || c.EchoSize > 1<<20:
 		return fmt.Errorf("load: -echo-size must be within 16..1048576")
+	case c.MessageSize != 0 && (c.MessageSize < minMessageSize || c.MessageSize > 1<<16):
+		return fmt.Errorf("load: -message-size must be 0 or within %d..65536", minMessageSize)
+	case c.compressing() && c.clustered():
+		return fmt.Errorf("load: -compression on does not apply to -nodes")
 	case !strings.HasPrefix(c.WSPath, "/"):
 		return fmt.Errorf("load: -ws-path must start with /")
 	}
-	names := c.Servers
-	if c.clustered() {
-		names = c.clusterNames()
+	names, _ := c.runNames()
+	if len(names) == 0 {
+		return fmt.Errorf("load: -compression on leaves no server: only turnstile and gorilla compress")
+	}
+	if len(c.Servers) == 0 && !c.clustered() {
+		names = nil // a running server: any SERVER: names it
 	}
 	for _, th := range c.Thresholds {
 		if !slices.Contains(c.Scenarios, th.Scenario) {

@@ -25,10 +25,8 @@ var curveMetrics = []string{"server CPU/op", "server user/op", "server kernel/op
 // per connection at each count with the ratio of the largest count's to
 // the smallest's: 1.00× is flat, and a rising curve is a defect.
 func runCurve(cfg Config, stdout, stderr io.Writer) error {
-	names := cfg.Servers
-	if len(names) == 0 {
-		names = []string{"server"}
-	}
+	names, skipped := cfg.runNames()
+	fmt.Fprint(stderr, skipNote(skipped))
 	var points []CurvePoint
 	for _, n := range cfg.Curve {
 		c := cfg

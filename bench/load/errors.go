@@ -17,5 +17,6 @@ var (
 	errUnsupportedOS    = errors.New("load: the epoll client needs Linux")
 	errNoMetric         = errors.New("load: metric not exposed")
 	errNoWelcome        = errors.New("first message is not the welcome")
+	errPayload          = errors.New("delivered payload differs from the published one")
 	errClusterConfig    = errors.New("load: cluster mode")
 )

@@ -2,6 +2,7 @@ package load
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -41,25 +42,32 @@ func TestParseFrameLengths(t *testing.T) {
 		}
 		f = append(f, payload...)
 		f = append(f, 0x89, 0) // a ping after it
-		fin, op, p, total, err := parseFrame(f)
-		if err != nil || !fin || op != opText || !bytes.Equal(p, payload) || total != len(f)-2 {
-			t.Fatalf("size %d: fin %v op %d len %d total %d err %v", size, fin, op, len(p), total, err)
+		fr, total, err := parseFrame(f)
+		if err != nil || !fr.fin || fr.rsv1 || fr.op != opText || !bytes.Equal(fr.payload, payload) || total != len(f)-2 {
+			t.Fatalf("size %d: %+v total %d err %v", size, fr, total, err)
 		}
 		// Every strict prefix is incomplete, never an error.
 		for _, cut := range []int{0, 1, 2, 3, 9, total - 1} {
 			if cut < 0 || cut >= total {
 				continue
 			}
-			if _, _, _, n, err := parseFrame(f[:cut]); n != 0 || err != nil {
+			if _, n, err := parseFrame(f[:cut]); n != 0 || err != nil {
 				t.Fatalf("size %d cut %d: total %d err %v", size, cut, n, err)
 			}
 		}
 	}
-	if _, _, _, _, err := parseFrame([]byte{0x81, 0x80, 1, 2, 3, 4}); err == nil {
+	if _, _, err := parseFrame([]byte{0x81, 0x80, 1, 2, 3, 4}); err == nil {
 		t.Error("masked server frame accepted")
 	}
-	if _, _, _, _, err := parseFrame([]byte{0xC1, 0x00}); err == nil {
-		t.Error("RSV1 without extension accepted")
+	// RSV1 is the engine's to judge (it needs permessage-deflate agreed);
+	// RSV2 and RSV3 never have a meaning.
+	if fr, _, err := parseFrame([]byte{0xC1, 0x00}); err != nil || !fr.rsv1 {
+		t.Errorf("RSV1 frame: %+v, %v", fr, err)
+	}
+	for _, b0 := range []byte{0xA1, 0x91} {
+		if _, _, err := parseFrame([]byte{b0, 0x00}); err == nil {
+			t.Errorf("RSV bits %#x accepted", b0&0x70)
+		}
 	}
 }
 
@@ -101,9 +109,14 @@ func TestExtractStamp(t *testing.T) {
 }
 
 func TestUpgradeRequest(t *testing.T) {
-	got := string(upgradeRequest("127.0.0.1:8081", "/ws", "AAAAAAAAAAAAAAAAAAAAAA"))
+	got := string(upgradeRequest("127.0.0.1:8081", "/ws", "AAAAAAAAAAAAAAAAAAAAAA", false))
 	want := "GET /ws?ticket=AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: 127.0.0.1:8081\r\n"
-	if got[:len(want)] != want || got[len(got)-4:] != "\r\n\r\n" {
+	if got[:len(want)] != want || got[len(got)-4:] != "\r\n\r\n" || strings.Contains(got, "Extensions") {
 		t.Fatalf("request %q", got)
+	}
+	got = string(upgradeRequest("127.0.0.1:8081", "/ws", "AAAAAAAAAAAAAAAAAAAAAA", true))
+	offer := "\r\nSec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; server_no_context_takeover\r\n\r\n"
+	if !strings.HasSuffix(got, offer) {
+		t.Fatalf("request with deflate %q", got)
 	}
 }

@@ -29,7 +29,7 @@ var scenarioText = map[string]string{
 }
 
 func colorOf(server string) string {
-	if c, ok := serverColors[server]; ok {
+	if c, ok := serverColors[strings.TrimSuffix(server, deflateSuffix)]; ok {
 		return c
 	}
 	if n, ok := clusterSize(server); ok {

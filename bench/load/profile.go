@@ -15,7 +15,7 @@ const profileEnv = "TURNSTILE_CPUPROFILE"
 // profileTo arranges for a started turnstile to profile the scenario into
 // cfg.ProfileDir/<server>-<scenario>.pprof. The peers have no such hook.
 func (t *target) profileTo(cfg *Config, name, scenario string) error {
-	if cfg.ProfileDir == "" || name != "turnstile" {
+	if server, _ := splitDeflate(name); cfg.ProfileDir == "" || server != "turnstile" {
 		return nil
 	}
 	dir, err := filepath.Abs(cfg.ProfileDir)

@@ -138,6 +138,17 @@ func (r *Result) fill(t workerResult, rss [3]int64, published int) {
 		if want > 0 {
 			r.add("delivered", "%", 100*float64(t.Messages)/want, false)
 		}
+		if t.Messages > 0 {
+			// What each delivery cost on the wire, frame headers
+			// included: permessage-deflate's saving, beside its CPU.
+			r.add("wire bytes/delivery", "B", float64(t.WireBytes)/float64(t.Messages), true)
+		}
+		if t.DeflateConns > 0 || t.Deflated > 0 {
+			r.add("deflate conns", "", float64(t.DeflateConns), false)
+			if t.Messages > 0 {
+				r.add("compressed", "%", 100*float64(t.Deflated)/float64(t.Messages), false)
+			}
+		}
 	case "churn":
 		r.add("cycles/s", "1/s", perSecond(t.Messages, t.Begin, t.End), false)
 		r.addLatency(lat)
@@ -166,15 +177,8 @@ func printTable(w io.Writer, results []Result, servers []string) {
 		}
 	}
 	ratios := clusterRatios(servers)
-	var peers []string
-	if slices.Contains(servers, "turnstile") {
-		for _, s := range servers {
-			if s != "turnstile" {
-				peers = append(peers, s)
-				ratios = append(ratios, ratioColumn{label: "turnstile/" + s, num: "turnstile", den: s})
-			}
-		}
-	}
+	peers := peerRatios(servers)
+	ratios = append(ratios, peers...)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := []string{"scenario", "metric", "unit"}
 	head = append(head, servers...)
@@ -203,6 +207,12 @@ func printTable(w io.Writer, results []Result, servers []string) {
 	tw.Flush()
 	if len(peers) > 0 {
 		fmt.Fprintln(w, "ratio = turnstile ÷ peer: above 1 is better for rates, below 1 is better for ms, KiB and MiB.")
+	}
+	for _, rc := range peers {
+		if _, on := splitDeflate(rc.num); on && rc.den == strings.TrimSuffix(rc.num, deflateSuffix) {
+			fmt.Fprintln(w, "X+deflate/X = compressed ÷ uncompressed, the same server (permessage-deflate's cost and saving).")
+			break
+		}
 	}
 	if len(ratios) > len(peers) {
 		fmt.Fprintln(w, "ratio = nodes ÷ first size, on the same Redis: server CPU and RSS are summed over the nodes, Redis's CPU apart.")

@@ -29,13 +29,8 @@ func Run(cfg Config, stdout, stderr io.Writer) error {
 		return runCurve(cfg, stdout, stderr)
 	}
 	var results []Result
-	names := cfg.Servers
-	if len(names) == 0 {
-		names = []string{"server"}
-	}
-	if cfg.clustered() {
-		names = cfg.clusterNames()
-	}
+	names, skipped := cfg.runNames()
+	fmt.Fprint(stderr, skipNote(skipped))
 	// Rounds interleave the servers, so that a noisy neighbour on a shared
 	// machine disturbs each of them alike.
 	for round := range max(1, cfg.Repeat) {
@@ -200,10 +195,11 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 			Scenario: sc, ID: i, HTTPAddr: t.httpAddr, WSAddr: t.wsAddr, WSPath: cfg.WSPath,
 			Token: token, Sources: sourcesFor(i, n, cfg.Sources), Conns: share(cfg.Conns, n, i),
 			Rate: cfg.Rate / float64(n), InFlight: max(1, share(cfg.InFlight, n, i)), Duration: cfg.Duration,
-			EchoSize: cfg.EchoSize, Channels: cfg.Channels, HSTimeout: handshakeTimeout, Deadline: deadline.Add(15 * time.Second).UnixNano(),
+			EchoSize: cfg.EchoSize, Channels: cfg.Channels, MessageSize: cfg.MessageSize, HSTimeout: handshakeTimeout, Deadline: deadline.Add(15 * time.Second).UnixNano(),
 			Storm: stormJob{Recover: stormRecovers(t.name)},
 		}
 		j.HTTPAddr, j.WSAddr = t.jobAddrs(i)
+		_, j.Deflate = splitDeflate(t.name)
 		if sc == "reject" || sc == "churn" {
 			j.Conns = j.InFlight
 		}
@@ -249,7 +245,7 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 			if i > 0 {
 				co.sleep(cfg.Interval, deadline)
 			}
-			if _, err := api.publish(t.publishKey, user, i); err != nil {
+			if _, err := api.publish(t.publishKey, user, fanoutData(i, time.Now().UnixNano(), cfg.MessageSize)); err != nil {
 				return res, err
 			}
 			published++
@@ -474,6 +470,9 @@ func (r *workerResult) merge(o *workerResult) {
 	r.Welcomed += o.Welcomed
 	r.Subscribed += o.Subscribed
 	r.Closed += o.Closed
+	r.WireBytes += o.WireBytes
+	r.Deflated += o.Deflated
+	r.DeflateConns += o.DeflateConns
 	r.Storm.merge(&o.Storm)
 	r.ClientUser += o.ClientUser
 	r.ClientSys += o.ClientSys

@@ -59,7 +59,8 @@ type nodeOpts struct {
 
 // startNode is startServer with a cluster node's additions.
 func startNode(cfg *Config, name, scenario string, opts nodeOpts) (*target, error) {
-	bin := filepath.Join(cfg.BinDir, knownServers[name])
+	server, deflate := splitDeflate(name)
+	bin := filepath.Join(cfg.BinDir, knownServers[server])
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("load: server %s: %w (build it first: make build, or see bench/peers)", name, err)
 	}
@@ -82,7 +83,10 @@ func startNode(cfg *Config, name, scenario string, opts nodeOpts) (*target, erro
 	if scenario != "channels" && scenario != "storm" { // under -echo no command is read: channels subscribe
 		args = append(args, "-echo")
 	}
-	if name == "turnstile" {
+	if deflate {
+		args = append(args, "-compression", "on") // turnstile's flag, which the peers share
+	}
+	if server == "turnstile" {
 		// Every load connection is the demo user: lift the per-user quotas.
 		// Only turnstile has them; a peer refuses flags it does not know.
 		args = append(args, "-max-conns-per-user", "0", "-max-tickets-per-user", "0")

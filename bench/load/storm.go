@@ -299,21 +299,6 @@ func (w *worker) stormBack(sc *stormClient, now int64) {
 	sc.lostAt = 0
 }
 
-// extractInt returns the integer after the first key in b.
-func extractInt(b, key []byte) (int64, bool) {
-	i := bytes.Index(b, key)
-	if i < 0 {
-		return 0, false
-	}
-	b = b[i+len(key):]
-	var v int64
-	n := 0
-	for ; n < len(b) && n < 19 && b[n] >= '0' && b[n] <= '9'; n++ {
-		v = v*10 + int64(b[n]-'0')
-	}
-	return v, n > 0
-}
-
 // The storm's latency is each client's time from its loss until it is back
 // and recovered; its rate, clients back per second after the drop. So
 // thresholds ("storm.p99<3s", "storm.rate>1000") and the HTML report
@@ -423,7 +408,7 @@ func (c *Config) stormDrop(server string) string {
 	switch {
 	case c.StormDrop != "auto":
 		return c.StormDrop
-	case server == "turnstile" || server == "server":
+	case stormRecovers(server): // turnstile, with or without +deflate
 		return dropServer
 	default:
 		return dropClient
@@ -432,7 +417,10 @@ func (c *Config) stormDrop(server string) string {
 
 // stormRecovers tells whether the named server has channels and history
 // (turnstile, or a running server, taken to be turnstile).
-func stormRecovers(server string) bool { return server == "turnstile" || server == "server" }
+func stormRecovers(name string) bool {
+	server, _ := splitDeflate(name)
+	return server == "turnstile" || server == "server"
+}
 
 // disconnect closes every connection of user (POST /disconnect) and returns
 // how many the server closed.

@@ -58,7 +58,8 @@ func ParseThreshold(s string) (Threshold, error) {
 		return th, fmt.Errorf("-threshold %q: %w: %q", s, errUnknownScenario, sc)
 	}
 	if th.Server != "" {
-		if _, known := knownServers[th.Server]; !known && th.Server != "server" && !isClusterName(th.Server) {
+		base, _ := splitDeflate(th.Server)
+		if _, known := knownServers[base]; !known && base != "server" && !isClusterName(th.Server) {
 			return th, fmt.Errorf("-threshold %q: %w: %q", s, errUnknownServer, th.Server)
 		}
 	}

@@ -19,22 +19,26 @@ const workerEnv = "TURNSTILE_LOAD_WORKER"
 
 // job is what the coordinator asks of one worker.
 type job struct {
-	Scenario  string        `json:"scenario"`
-	ID        int           `json:"id"`
-	HTTPAddr  string        `json:"http"`
-	WSAddr    string        `json:"ws"`
-	WSPath    string        `json:"ws_path"`
-	Token     string        `json:"token"`
-	Sources   []string      `json:"sources"`
-	Conns     int           `json:"conns"` // connections, or in flight for reject and churn
-	Rate      float64       `json:"rate"`  // connects per second for this worker; 0: unpaced
-	InFlight  int           `json:"in_flight"`
-	Duration  time.Duration `json:"duration"`
-	EchoSize  int           `json:"echo_size"`
-	Channels  int           `json:"channels"`
-	Storm     stormJob      `json:"storm"`
-	HSTimeout time.Duration `json:"handshake_timeout"`
-	Deadline  int64         `json:"deadline"` // Unix ns after which the worker gives up
+	Scenario string        `json:"scenario"`
+	ID       int           `json:"id"`
+	HTTPAddr string        `json:"http"`
+	WSAddr   string        `json:"ws"`
+	WSPath   string        `json:"ws_path"`
+	Token    string        `json:"token"`
+	Sources  []string      `json:"sources"`
+	Conns    int           `json:"conns"` // connections, or in flight for reject and churn
+	Rate     float64       `json:"rate"`  // connects per second for this worker; 0: unpaced
+	InFlight int           `json:"in_flight"`
+	Duration time.Duration `json:"duration"`
+	EchoSize int           `json:"echo_size"`
+	Channels int           `json:"channels"`
+	// Deflate offers permessage-deflate; MessageSize is fanout's
+	// -message-size, to rebuild and check every delivered payload.
+	Deflate     bool          `json:"deflate"`
+	MessageSize int           `json:"message_size"`
+	Storm       stormJob      `json:"storm"`
+	HSTimeout   time.Duration `json:"handshake_timeout"`
+	Deadline    int64         `json:"deadline"` // Unix ns after which the worker gives up
 }
 
 // event is one line from a worker: ready, connected, progress, done, result
@@ -48,16 +52,22 @@ type event struct {
 
 // workerResult is what a worker counted. Times are Unix ns.
 type workerResult struct {
-	Started    int64      `json:"started"`
-	Opened     int64      `json:"opened"`
-	Rejected   int64      `json:"rejected"`   // non-101 answers
-	Failed     int64      `json:"failed"`     // errors and timeouts before opening
-	Dropped    int64      `json:"dropped"`    // closed by the server after opening
-	Messages   int64      `json:"messages"`   // deliveries, echoes, churn cycles or rejections inside the measured window
-	Welcomed   int64      `json:"welcomed"`   // connections that got their welcome
-	Subscribed int64      `json:"subscribed"` // channels: connections whose subscribe was answered
-	Closed     int64      `json:"closed"`     // churn: cycles the client closed
-	Storm      stormStats `json:"storm"`
+	Started    int64 `json:"started"`
+	Opened     int64 `json:"opened"`
+	Rejected   int64 `json:"rejected"`   // non-101 answers
+	Failed     int64 `json:"failed"`     // errors and timeouts before opening
+	Dropped    int64 `json:"dropped"`    // closed by the server after opening
+	Messages   int64 `json:"messages"`   // deliveries, echoes, churn cycles or rejections inside the measured window
+	Welcomed   int64 `json:"welcomed"`   // connections that got their welcome
+	Subscribed int64 `json:"subscribed"` // channels: connections whose subscribe was answered
+	Closed     int64 `json:"closed"`     // churn: cycles the client closed
+	// Of fanout's and channels' deliveries: their bytes on the wire
+	// (frame headers and payloads as read, before inflating), and how
+	// many came compressed; and the connections that agreed deflate.
+	WireBytes    int64      `json:"wire_bytes"`
+	Deflated     int64      `json:"deflated"`
+	DeflateConns int64      `json:"deflate_conns"`
+	Storm        stormStats `json:"storm"`
 	// The worker's own CPU time in the measured phase, ns.
 	ClientUser int64         `json:"client_user"`
 	ClientSys  int64         `json:"client_sys"`
@@ -139,6 +149,7 @@ type worker struct {
 	storm   *stormState
 	cpuFrom cpuUsage
 	cpuDone bool
+	expect  map[int64][]byte // fanout: the published data by its stamp
 }
 
 // cpuMark starts measuring the worker's own CPU time; cpuStop adds what
@@ -176,6 +187,7 @@ func (w *worker) run() error {
 	}
 	w.eng = eng
 	eng.nodelay = j.Scenario == "echo"
+	eng.deflate = j.Deflate
 	defer eng.shutdown()
 	w.api = newAPIClient(j.HTTPAddr, 8)
 	switch j.Scenario {
@@ -378,6 +390,9 @@ func (w *worker) sendEcho(c *wsconn, now int64) {
 
 func (w *worker) onOpen(c *wsconn, now int64) {
 	w.res.Opened++
+	if c.deflate {
+		w.res.DeflateConns++
+	}
 	w.res.LastOpen = now
 	w.res.Handshake.Record(now - c.start)
 }
@@ -399,7 +414,7 @@ func (w *worker) onReject(c *wsconn, status int, now int64) {
 	}
 }
 
-func (w *worker) onMessage(c *wsconn, op byte, payload []byte, now int64) {
+func (w *worker) onMessage(c *wsconn, op byte, payload []byte, rx received, now int64) {
 	if !c.welcome {
 		// The contract: the first frame after 101 is the welcome.
 		c.welcome = true
@@ -437,7 +452,15 @@ func (w *worker) onMessage(c *wsconn, op byte, payload []byte, now int64) {
 	switch w.job.Scenario {
 	case "fanout", "channels":
 		if t, ok := extractStamp(payload); ok {
+			if w.job.Scenario == "fanout" && !w.published(payload, t) {
+				w.res.addError(errPayload)
+				return
+			}
 			w.res.Messages++
+			w.res.WireBytes += int64(rx.wire)
+			if rx.deflated {
+				w.res.Deflated++
+			}
 			w.res.LastMsg = now
 			w.res.Latency.Record(now - t)
 			if w.res.Spread == nil {
@@ -454,6 +477,26 @@ func (w *worker) onMessage(c *wsconn, op byte, payload []byte, now int64) {
 			w.sendEcho(c, now)
 		}
 	}
+}
+
+// published reports whether payload carries exactly the data the
+// coordinator published with stamp t: rebuilt from its seq (payload.go),
+// once per publish, so that a delivery is counted only when every byte,
+// inflated or not, arrived intact.
+func (w *worker) published(payload []byte, t int64) bool {
+	want, ok := w.expect[t]
+	if !ok {
+		seq, found := extractInt(payload, seqKey)
+		if !found {
+			return false
+		}
+		if w.expect == nil {
+			w.expect = map[int64][]byte{}
+		}
+		want = fanoutData(int(seq), t, w.job.MessageSize)
+		w.expect[t] = want
+	}
+	return bytes.Contains(payload, want)
 }
 
 var welcomeType = []byte(`"type":"welcome"`)

@@ -35,6 +35,7 @@ func (c *conn) Send(p []byte) {
 
 func main() {
 	srv := peer.Start("peer-gobwas", os.Args[1:])
+	srv.RefuseCompression("peer-gobwas")
 	cfg := srv.Config()
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, ok := srv.Admit(w, r)

@@ -1,6 +1,12 @@
 // Command peer-gorilla is the baseline the usual way: net/http and
 // gorilla/websocket, a reader and a writer goroutine per connection, a
 // buffered channel per connection for pushes.
+//
+// With -compression on it negotiates permessage-deflate the usual way too:
+// Upgrader.EnableCompression (gorilla offers only no context takeover) and
+// WriteMessage per connection, so every push is compressed once for each
+// connection it goes to (no PreparedMessage): the per-connection cost that
+// turnstile's compress-once broadcast is compared with.
 package main
 
 import (
@@ -36,7 +42,7 @@ func (c *conn) Send(p []byte) {
 func main() {
 	srv := peer.Start("peer-gorilla", os.Args[1:])
 	cfg := srv.Config()
-	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }, EnableCompression: cfg.Compression}
 	ws := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, ok := srv.Admit(w, r)
 		if !ok {
@@ -46,6 +52,9 @@ func main() {
 		if err != nil {
 			return
 		}
+		// A no-op unless the client accepted the extension; said outright
+		// so that the baseline does not rest on gorilla's default.
+		wc.EnableWriteCompression(cfg.Compression)
 		c := &conn{ws: wc, send: make(chan []byte, sendQueue), done: make(chan struct{})}
 		// Welcome first in the queue, registered before it is written:
 		// a client that has its welcome receives every later publish.

@@ -30,6 +30,7 @@ func (c *conn) Send(p []byte) {
 
 func main() {
 	srv := peer.Start("peer-nbio", os.Args[1:])
+	srv.RefuseCompression("peer-nbio")
 	cfg := srv.Config()
 	up := websocket.NewUpgrader()
 	up.CheckOrigin = func(*http.Request) bool { return true }

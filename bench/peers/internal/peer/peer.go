@@ -38,6 +38,10 @@ type Config struct {
 	TicketTTL    time.Duration
 	PingInterval time.Duration
 	Echo         bool
+	// Compression is -compression on: negotiate permessage-deflate, as
+	// turnstile's flag of the same name. Only peers that can compress
+	// accept it (see RefuseCompression).
+	Compression bool
 }
 
 // ParseFlags reads the shared flags; -dev is accepted and always on.
@@ -52,8 +56,16 @@ func ParseFlags(name string, args []string) (Config, error) {
 	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "ping a connection this often")
 	fs.BoolVar(&c.Echo, "echo", false, "echo every client data message")
 	fs.Bool("dev", true, "demo user maggie/secret and random keys (always on for peers)")
+	compression := fs.String("compression", "off", "permessage-deflate for clients that offer it: off or on (peers that cannot compress refuse on)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	switch *compression {
+	case "off":
+	case "on":
+		c.Compression = true
+	default:
+		return c, fmt.Errorf("peer: -compression %q: want off or on", *compression)
 	}
 	if c.PublishKey == "" {
 		return c, errors.New("peer: -publish-key (or TURNSTILE_PUBLISH_KEY) is required")
@@ -100,6 +112,16 @@ func Start(name string, args []string) *Server {
 		os.Exit(1)
 	}
 	return srv
+}
+
+// RefuseCompression exits 2 when -compression on was asked of a peer that
+// has no permessage-deflate: running it uncompressed under that flag would
+// pass off uncompressed figures as compressed ones.
+func (s *Server) RefuseCompression(name string) {
+	if s.cfg.Compression {
+		fmt.Fprintf(os.Stderr, "%s: -compression on is not supported by this peer\n", name)
+		os.Exit(2)
+	}
 }
 
 // Config returns the configuration. Safe for concurrent use.

@@ -93,3 +93,23 @@ func TestWelcomeIDsAreUnique(t *testing.T) {
 		t.Fatalf("welcomes %s / %s", a, b)
 	}
 }
+
+// TestParseFlagsCompression: -compression takes turnstile's values, so that
+// the load tool starts every server with the same flags.
+func TestParseFlagsCompression(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+		bad  bool
+	}{
+		{nil, false, false},
+		{[]string{"-compression", "off"}, false, false},
+		{[]string{"-compression", "on"}, true, false},
+		{[]string{"-compression", "yes"}, false, true},
+	} {
+		c, err := ParseFlags("peer-test", append([]string{"-publish-key", "k"}, tc.args...))
+		if (err != nil) != tc.bad || c.Compression != tc.want {
+			t.Errorf("%v: compression %v, err %v", tc.args, c.Compression, err)
+		}
+	}
+}
