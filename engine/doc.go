@@ -11,13 +11,15 @@
 // store that needs the network, admit_async.go, the upgrade resuming on the
 // loop when it answers; then the per-user quota), answers 101
 // and the welcome or a prebuilt rejection, then parses the frames that
-// follow with its own header parser. The welcome waits for the personal
-// channel's position, read off the loop. Each loop indexes its
-// subscriptions both ways (index.go); the hub (hub.go) is the broker's
+// follow with its own header parser. The welcome carries the personal
+// channel's position: read on the loop from an in-process broker (the
+// embedded one), so that it leaves with the 101 in one write, or off the
+// loop from a remote one (Redis), the 101 going first. Each loop indexes
+// its subscriptions both ways (index.go); the hub (hub.go) is the broker's
 // Handler: a publication runs only on the loops that hold a subscriber of
 // its channel, one task per loop with the frame encoded once, and every
-// broker call runs off the loops, its result merged back on the loop
-// (subscribe.go). Client commands (command.go, commands.go) and every
+// call to a remote broker runs off the loops, its result merged back on
+// the loop (subscribe.go). Client commands (command.go, commands.go) and every
 // server frame (wire.go) are documented for clients in PROTOCOL.md. A tick
 // queues one sweep per loop for deadlines, pings and idleness.
 //
