@@ -1,8 +1,6 @@
 package load
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -163,23 +161,8 @@ func TestClusterRun(t *testing.T) {
 	cfg.Conns, cfg.InFlight, cfg.Sources, cfg.Channels = 300, 64, 4, 10
 	cfg.Hold, cfg.Messages, cfg.Interval = 100*time.Millisecond, 3, 30*time.Millisecond
 	cfg.Timeout, cfg.LogDir = 60*time.Second, t.TempDir()
-	cfg.JSONPath = filepath.Join(t.TempDir(), "out.json")
 	cfg.HTMLPath = filepath.Join(t.TempDir(), "report.html")
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	var out, progress bytes.Buffer
-	if err := Run(cfg, &out, &progress); err != nil {
-		t.Fatalf("run: %v\n%s\nprogress:\n%s", err, out.String(), progress.String())
-	}
-	raw, err := os.ReadFile(cfg.JSONPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var results []Result
-	if err := json.Unmarshal(raw, &results); err != nil {
-		t.Fatal(err)
-	}
+	results, table, _ := runResults(t, cfg, nil)
 	if len(results) != 2*len(clusterScenarios) {
 		t.Fatalf("%d results, want %d", len(results), 2*len(clusterScenarios))
 	}
@@ -208,8 +191,8 @@ func TestClusterRun(t *testing.T) {
 			t.Errorf("%s connect: no RSS", r.Server)
 		}
 	}
-	if !strings.Contains(out.String(), "turnstile@2/@1") {
-		t.Errorf("table lacks the ratio column:\n%s", out.String())
+	if !strings.Contains(table, "turnstile@2/@1") {
+		t.Errorf("table lacks the ratio column:\n%s", table)
 	}
 	if page, err := os.ReadFile(cfg.HTMLPath); err != nil || !strings.Contains(string(page), "turnstile@2") {
 		t.Errorf("HTML report missing or without the cluster sizes (%v)", err)

@@ -1,10 +1,7 @@
 package load
 
 import (
-	"bytes"
-	"encoding/json"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -92,22 +89,7 @@ func TestFanoutCompressionRun(t *testing.T) {
 	cfg.Conns, cfg.InFlight, cfg.Sources = 200, 64, 4
 	cfg.Messages, cfg.Interval = 5, 30*time.Millisecond
 	cfg.Timeout, cfg.LogDir = 60*time.Second, t.TempDir()
-	cfg.JSONPath = filepath.Join(t.TempDir(), "out.json")
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	var out, progress bytes.Buffer
-	if err := Run(cfg, &out, &progress); err != nil {
-		t.Fatalf("run: %v\n%s\nprogress:\n%s", err, out.String(), progress.String())
-	}
-	raw, err := os.ReadFile(cfg.JSONPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var results []Result
-	if err := json.Unmarshal(raw, &results); err != nil {
-		t.Fatal(err)
-	}
+	results, table, _ := runResults(t, cfg, nil)
 	byName := map[string]Result{}
 	for _, r := range results {
 		byName[r.Server] = r
@@ -116,7 +98,7 @@ func TestFanoutCompressionRun(t *testing.T) {
 		}
 	}
 	if len(results) != 4 {
-		t.Fatalf("%d results, want 4: %s", len(results), out.String())
+		t.Fatalf("%d results, want 4: %s", len(results), table)
 	}
 	for _, s := range cfg.Servers {
 		plain, z := byName[s], byName[s+deflateSuffix]
@@ -132,8 +114,8 @@ func TestFanoutCompressionRun(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"wire bytes/delivery", "turnstile+deflate/turnstile", "turnstile+deflate/gorilla+deflate"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("table lacks %q:\n%s", want, out.String())
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
 		}
 	}
 }

@@ -193,7 +193,6 @@ func TestRunEveryScenario(t *testing.T) {
 	cfg.Conns, cfg.InFlight, cfg.Sources = 40, 8, 4
 	cfg.Duration, cfg.Hold, cfg.Messages, cfg.Interval = 300*time.Millisecond, 100*time.Millisecond, 3, 20*time.Millisecond
 	cfg.Timeout = 30 * time.Second
-	cfg.JSONPath = t.TempDir() + "/out.json"
 	cfg.HTMLPath = t.TempDir() + "/report.html"
 	for _, s := range []string{"connect.open conns>=40", "fanout.delivered>=100", "connect.open conns>40", "reject.rate>0", "echo.p99<10s"} {
 		th, err := ParseThreshold(s)
@@ -202,31 +201,17 @@ func TestRunEveryScenario(t *testing.T) {
 		}
 		cfg.Thresholds = append(cfg.Thresholds, th)
 	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	var out, progress bytes.Buffer
 	// Exactly 40 connections open, so "more than 40" must be missed: the
 	// run still writes every report, then fails with ErrThresholds.
-	if err := Run(cfg, &out, &progress); !errors.Is(err, ErrThresholds) {
-		t.Fatalf("run: %v, want ErrThresholds\n%s\nprogress:\n%s", err, out.String(), progress.String())
-	}
+	results, table, progress := runResults(t, cfg, ErrThresholds)
 	for _, want := range []string{"✓ connect.open conns>=40", "✓ fanout.delivered>=100", "✓ reject.rate>0", "✓ echo.p99<10s", "✗ connect.open conns>40"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("verdicts lack %q:\n%s", want, out.String())
+		if !strings.Contains(table, want) {
+			t.Errorf("verdicts lack %q:\n%s", want, table)
 		}
 	}
 	page, err := os.ReadFile(cfg.HTMLPath)
 	if err != nil || !strings.Contains(string(page), "<polyline") || !strings.Contains(string(page), "round trips/s") {
 		t.Fatalf("HTML report missing or without charts (%v)", err)
-	}
-	raw, err := os.ReadFile(cfg.JSONPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var results []Result
-	if err := json.Unmarshal(raw, &results); err != nil {
-		t.Fatal(err)
 	}
 	if len(results) != len(knownScenarios) {
 		t.Fatalf("%d results, want %d", len(results), len(knownScenarios))
@@ -261,8 +246,8 @@ func TestRunEveryScenario(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(out.String(), "handshakes/s") || !strings.Contains(progress.String(), "== server: fanout") {
-		t.Errorf("table or progress missing:\n%s\n%s", out.String(), progress.String())
+	if !strings.Contains(table, "handshakes/s") || !strings.Contains(progress, "== server: fanout") {
+		t.Errorf("table or progress missing:\n%s\n%s", table, progress)
 	}
 }
 
@@ -297,4 +282,28 @@ func TestMedians(t *testing.T) {
 	if median([]float64{3, 1, 2}) != 2 || median(nil) != 0 {
 		t.Fatal("median of odd count or empty")
 	}
+}
+
+// runResults validates and runs cfg, its results written as JSON to a
+// temporary file, fails the test unless Run's error is want (nil, or one
+// errors.Is matches), and returns the results, the printed table and the
+// progress lines.
+func runResults(t *testing.T, cfg Config, want error) (results []Result, table, progress string) {
+	t.Helper()
+	cfg.JSONPath = t.TempDir() + "/out.json"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var out, prog bytes.Buffer
+	if err := Run(cfg, &out, &prog); (want == nil && err != nil) || (want != nil && !errors.Is(err, want)) {
+		t.Fatalf("run: %v, want %v\n%s\nprogress:\n%s", err, want, out.String(), prog.String())
+	}
+	raw, err := os.ReadFile(cfg.JSONPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &results); err != nil {
+		t.Fatal(err)
+	}
+	return results, out.String(), prog.String()
 }

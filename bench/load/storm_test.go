@@ -200,24 +200,12 @@ func runStormOnce(t *testing.T, cfg Config) Result {
 	if runtime.GOOS != "linux" {
 		t.Skip("the epoll client needs Linux")
 	}
-	cfg.JSONPath = t.TempDir() + "/out.json"
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
+	results, table, _ := runResults(t, cfg, nil)
+	if len(results) != 1 {
+		t.Fatalf("results %v, want one", results)
 	}
-	var out, progress bytes.Buffer
-	if err := Run(cfg, &out, &progress); err != nil {
-		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
-	}
-	raw, err := os.ReadFile(cfg.JSONPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var results []Result
-	if err := json.Unmarshal(raw, &results); err != nil || len(results) != 1 {
-		t.Fatalf("results %v (%v)", results, err)
-	}
-	if !strings.Contains(out.String(), "messages missed") {
-		t.Errorf("table lacks the storm:\n%s", out.String())
+	if !strings.Contains(table, "messages missed") {
+		t.Errorf("table lacks the storm:\n%s", table)
 	}
 	return results[0]
 }
