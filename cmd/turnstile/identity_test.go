@@ -346,3 +346,36 @@ func TestEndToEndJWKSOverHTTPS(t *testing.T) {
 		}
 	}
 }
+
+// A node that has never fetched a usable key set would refuse every token:
+// /readyz says so until the provider answers, then turns ready, and stays
+// ready through a later outage (the cached keys still verify).
+func TestReadyzWaitsForJWKS(t *testing.T) {
+	idp := testidp.New(t)
+	idp.SetDown(true)
+	s := startWithIdP(t, idp)
+	if code, body := s.readyz(t); code != http.StatusServiceUnavailable || !strings.Contains(body, "jwks: no keys") {
+		t.Fatalf("/readyz without keys: %d %s, want 503 jwks: no keys", code, body)
+	}
+	idp.SetDown(false)
+	tok := idp.Mint(t, "rsa-1", testidp.Claims("maggie"))
+	deadline := time.Now().Add(40 * time.Second) // the retry after a failed fetch is 30 s; a token's unknown kid asks sooner
+	for {
+		_, _, _ = s.ticketStatus(t, tok, "")
+		code, body := s.readyz(t)
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still %d %s after the provider came back", code, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	idp.SetDown(true)
+	if code, _, _ := s.ticketStatus(t, tok, ""); code != http.StatusOK {
+		t.Fatalf("/ws_ticket during the outage: %d, want 200 from the cached keys", code)
+	}
+	if code, body := s.readyz(t); code != http.StatusOK {
+		t.Fatalf("/readyz during an outage with cached keys: %d %s, want 200", code, body)
+	}
+}

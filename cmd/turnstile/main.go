@@ -311,6 +311,13 @@ func (s *server) routes(publish *engine.PublishHandler) http.Handler {
 			writeStatus(w, http.StatusServiceUnavailable, err.Error())
 			return
 		}
+		// Cached keys outlive a provider outage; none at all (it has not
+		// answered with a usable set since the start) means every
+		// /ws_ticket would answer 401: send new clients elsewhere.
+		if s.jwks != nil && s.jwks.Stats().Keys == 0 {
+			writeStatus(w, http.StatusServiceUnavailable, "jwks: no keys")
+			return
+		}
 		writeStatus(w, http.StatusOK, "ready")
 	})
 	return accessLog(s.log, mux)
