@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/turnstile-push/turnstile/internal/redistest"
 )
 
 // sample is one line of the Prometheus text format.
@@ -83,13 +85,53 @@ func dashboardExprs(t *testing.T) []string {
 
 // TestDashboardQueriesExistingMetrics: every metric the Grafana dashboard
 // queries is exported by the running binary, with every label it selects
-// or groups by, and the dashboard covers the operator's questions.
+// or groups by, and the dashboard covers the operator's questions. The
+// Redis row's metrics exist only with -redis: TestDashboardRedisPanels.
 func TestDashboardQueriesExistingMetrics(t *testing.T) {
-	exprs := dashboardExprs(t)
+	var exprs []string
+	for _, e := range dashboardExprs(t) {
+		if !strings.Contains(e, "turnstile_redis_") {
+			exprs = append(exprs, e)
+		}
+	}
 	s := startBinary(t)
-	samples := parseSamples(s.metrics(t))
+	queried := checkDashboardExprs(t, exprs, s.metrics(t))
+	for _, want := range []string{"turnstile_open_connections", "turnstile_handshakes_total",
+		"turnstile_handshake_rejections_total", "turnstile_messages_total", "turnstile_slow_consumer_closes_total",
+		"turnstile_tickets_total", "turnstile_tickets_live", "turnstile_logins_total", "turnstile_build_info",
+		"turnstile_closes_total", "turnstile_subscriptions", "turnstile_recoveries_total"} {
+		if !queried[want] {
+			t.Errorf("the dashboard does not show %s", want)
+		}
+	}
+}
+
+// TestDashboardRedisPanels: the Redis row queries what a -redis node
+// exports, and shows its health, broker, tickets and pub/sub.
+func TestDashboardRedisPanels(t *testing.T) {
+	var exprs []string
+	for _, e := range dashboardExprs(t) {
+		if strings.Contains(e, "turnstile_redis_") {
+			exprs = append(exprs, e)
+		}
+	}
+	node := startNodes(t, redistest.Start(t), 1)[0]
+	queried := checkDashboardExprs(t, exprs, node.metrics(t))
+	for _, want := range []string{"turnstile_redis_up", "turnstile_redis_broker_commands_total", "turnstile_redis_broker_errors_total",
+		"turnstile_redis_tickets_total", "turnstile_redis_canary_lag_seconds", "turnstile_redis_pubsub_gap_publications_total"} {
+		if !queried[want] {
+			t.Errorf("the dashboard does not show %s", want)
+		}
+	}
+}
+
+// checkDashboardExprs fails the test for every metric, label or grouping
+// the expressions use that the /metrics text does not export, and returns
+// the metric names they query.
+func checkDashboardExprs(t *testing.T, exprs []string, metrics string) map[string]bool {
+	t.Helper()
 	byName := map[string][]sample{}
-	for _, smp := range samples {
+	for _, smp := range parseSamples(metrics) {
 		byName[smp.name] = append(byName[smp.name], smp)
 	}
 	queried := map[string]bool{}
@@ -121,14 +163,7 @@ func TestDashboardQueriesExistingMetrics(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"turnstile_open_connections", "turnstile_handshakes_total",
-		"turnstile_handshake_rejections_total", "turnstile_messages_total", "turnstile_slow_consumer_closes_total",
-		"turnstile_tickets_total", "turnstile_tickets_live", "turnstile_logins_total", "turnstile_build_info",
-		"turnstile_closes_total", "turnstile_subscriptions", "turnstile_recoveries_total"} {
-		if !queried[want] {
-			t.Errorf("the dashboard does not show %s", want)
-		}
-	}
+	return queried
 }
 
 // hasLabel reports whether a sample has label (= value, unless value is "").
