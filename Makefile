@@ -100,7 +100,7 @@ curve:
 	$(GO) build -o bin/turnstile-load ./cmd/turnstile-load
 	@mkdir -p bench/results
 	bin/turnstile-load -servers turnstile -pin "$(LOAD_PIN)" -curve $(CURVE) -scenario connect,fanout \
-		-hold 2s -messages 10 -interval 200ms -repeat 3 $(LOAD_FLAGS) -json bench/results/curve.json > bench/results/curve.txt; \
+		-hold 2s -messages 10 -interval 200ms -repeat 3 $(LOAD_FLAGS) -json bench/results/curve.json -html bench/results/curve.html > bench/results/curve.txt; \
 		status=$$?; cat bench/results/curve.txt; exit $$status
 
 # Each fuzz target for FUZZTIME (default 20s); FUZZTIME=10m make fuzz for a real run.

@@ -289,8 +289,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("load: -storm-drop must be auto, server or client, not %q", c.StormDrop)
 	case c.StormMissed < 0 || c.StormMissed > 50:
 		return fmt.Errorf("load: -storm-missed must be within 0..50 (history keeps 100 per channel)")
-	case len(c.Curve) > 0 && (len(c.Thresholds) > 0 || c.HTMLPath != "" || c.clustered()):
-		return fmt.Errorf("load: -threshold, -html and -nodes do not apply to -curve")
+	case len(c.Curve) > 0 && (len(c.Thresholds) > 0 || c.clustered()):
+		return fmt.Errorf("load: -threshold and -nodes do not apply to -curve")
 	case c.ProfileDir != "" && c.clustered():
 		return fmt.Errorf("load: -server-cpuprofile profiles one server, not -nodes")
 	case slices.Contains(c.Scenarios, "storm") && (c.Channels < 1 || c.Channels > 100000):

@@ -58,6 +58,11 @@ func runCurve(cfg Config, stdout, stderr io.Writer) error {
 		}
 	}
 	printCurve(stdout, points, names, cfg.Scenarios)
+	if cfg.HTMLPath != "" {
+		if err := writeCurveHTML(cfg.HTMLPath, &cfg, points, names); err != nil {
+			return err
+		}
+	}
 	if cfg.JSONPath != "" {
 		b, err := json.MarshalIndent(points, "", "  ")
 		if err != nil {

@@ -46,20 +46,7 @@ func writeHTML(path string, cfg *Config, results []Result, servers []string, ver
 func renderHTML(cfg *Config, results []Result, servers []string, verdicts []Verdict, now time.Time) string {
 	var b strings.Builder
 	esc := html.EscapeString
-	b.WriteString(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>turnstile-load report</title>
-<style>
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1180px;padding:0 16px;color:#111827;background:#fff}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 4px;border-bottom:1px solid #e5e7eb;padding-bottom:4px}
-.meta,.note{color:#4b5563}.charts{display:flex;flex-wrap:wrap;gap:16px}.charts svg{flex:1 1 540px;max-width:100%;background:#fafafa;border:1px solid #e5e7eb;border-radius:6px}
-table{border-collapse:collapse;margin:12px 0;font-variant-numeric:tabular-nums}th,td{padding:3px 10px;border-bottom:1px solid #f0f0f0;text-align:right}th:first-child,td:first-child{text-align:left}
-.pass{color:#047857}.fail{color:#b91c1c;font-weight:600}.better{color:#047857}.worse{color:#b91c1c}
-.legend span{display:inline-block;margin-right:14px}.legend i{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:5px;vertical-align:-1px}
-</style></head><body>
-`)
+	b.WriteString(pageHead("turnstile-load report"))
 	rounds := max(1, cfg.Repeat)
 	fmt.Fprintf(&b, "<h1>turnstile-load report</h1>\n<p class=\"meta\">%s · servers %s · scenarios %s · %d connections, %d in flight · %d round(s)%s · %d CPUs, %s</p>\n",
 		esc(now.UTC().Format("2006-01-02 15:04 UTC")), esc(strings.Join(servers, ", ")), esc(strings.Join(cfg.Scenarios, ", ")),
@@ -105,6 +92,25 @@ table{border-collapse:collapse;margin:12px 0;font-variant-numeric:tabular-nums}t
 	}
 	b.WriteString("<p class=\"note\">Written by turnstile-load. Percentiles are nearest-rank over log-linear histograms (1.6 % precision) merged across workers and rounds. Throughput over time comes from the workers' progress reports (about every ½ s), so bursts shorter than that show averaged.</p>\n</body></html>\n")
 	return b.String()
+}
+
+// pageHead is the start of a report page, up to and including <body>:
+// inline styles only (see the Content-Security-Policy).
+func pageHead(title string) string {
+	return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>` + html.EscapeString(title) + `</title>
+<style>
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1180px;padding:0 16px;color:#111827;background:#fff}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 4px;border-bottom:1px solid #e5e7eb;padding-bottom:4px}
+.meta,.note{color:#4b5563}.charts{display:flex;flex-wrap:wrap;gap:16px}.charts svg{flex:1 1 540px;max-width:100%;background:#fafafa;border:1px solid #e5e7eb;border-radius:6px}
+table{border-collapse:collapse;margin:12px 0;font-variant-numeric:tabular-nums}th,td{padding:3px 10px;border-bottom:1px solid #f0f0f0;text-align:right}th:first-child,td:first-child{text-align:left}
+.pass{color:#047857}.fail{color:#b91c1c;font-weight:600}.better{color:#047857}.worse{color:#b91c1c}
+.legend span{display:inline-block;margin-right:14px}.legend i{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:5px;vertical-align:-1px}
+</style></head><body>
+`
 }
 
 func peersOf(servers []string) []string {

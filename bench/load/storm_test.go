@@ -323,7 +323,7 @@ func TestStormConfig(t *testing.T) {
 		{"-servers", "turnstile", "-scenario", "storm", "-channels", "0"},
 		{"-servers", "turnstile", "-curve", "1000,x"},
 		{"-servers", "turnstile", "-curve", "0"},
-		{"-servers", "turnstile", "-curve", "1000", "-html", "x.html"},
+		{"-servers", "turnstile", "-curve", "1000", "-threshold", "connect.p99<1s"},
 		{"-servers", "turnstile", "-curve", "1000", "-nodes", "1,3"},
 		{"-servers", "turnstile", "-nodes", "3", "-server-cpuprofile", "/tmp/p"},
 	} {
@@ -334,9 +334,9 @@ func TestStormConfig(t *testing.T) {
 	if c, err := ParseFlags([]string{"-servers", "turnstile", "-scenario", "storm", "-threshold", "storm.p99<3s", "-threshold", "storm.messages missed<=0"}, &errs); err != nil || len(c.Thresholds) != 2 {
 		t.Errorf("storm thresholds: %v", err)
 	}
-	c, err = ParseFlags([]string{"-servers", "turnstile", "-curve", "1000, 5000,19000", "-scenario", "connect,fanout"}, &errs)
-	if err != nil || len(c.Curve) != 3 || c.Curve[2] != 19000 {
-		t.Fatalf("curve %v, %v", c.Curve, err)
+	c, err = ParseFlags([]string{"-servers", "turnstile", "-curve", "1000, 5000,19000", "-scenario", "connect,fanout", "-html", "curve.html"}, &errs)
+	if err != nil || len(c.Curve) != 3 || c.Curve[2] != 19000 || c.HTMLPath != "curve.html" {
+		t.Fatalf("curve %v, html %q, %v", c.Curve, c.HTMLPath, err)
 	}
 }
 
