@@ -345,9 +345,11 @@ func (l *loop) handshake(c *Conn) (action gnet.Action, done bool) {
 	l.add(c)
 	l.counters.handshakes.Add(1)
 	// The welcome needs the personal channel's position; frames the client
-	// sends before it wait in gnet's buffer (finishSub reads them).
+	// sends before it wait in gnet's buffer. Welcomed at once (an
+	// in-process broker), the connection is open now and the caller reads
+	// them; else finishSub does, once the welcome is out.
 	l.welcome(c, l.hs.io.out, since)
-	return gnet.None, false
+	return gnet.None, c.phase == phaseOpen
 }
 
 // parseSince parses the upgrade URL's since=<offset>:<epoch> (the epoch

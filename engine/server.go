@@ -321,8 +321,12 @@ func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
 	l := c.loop
 	switch c.phase {
 	case phaseHandshake:
-		action, _ := l.handshake(c)
-		return action
+		action, done := l.handshake(c)
+		if !done || action != gnet.None {
+			return action
+		}
+		// Open now: what came with the upgrade request is frames.
+		return l.readFrames(c)
 	case phaseWelcome:
 		return gnet.None // read once the welcome is out (finishSub)
 	}

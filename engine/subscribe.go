@@ -214,8 +214,10 @@ func (l *loop) finishSub(c *Conn, lc *loopChan, ps *pendingSub, res subResult) {
 	}
 	if ps.personal && c.phase == phaseWelcome {
 		c.phase = phaseOpen
-		// Frames the client sent before its welcome waited in gnet's buffer.
-		if c.gc.InboundBuffered() > 0 {
+		// Frames the client sent before its welcome waited in gnet's
+		// buffer. A welcome that left with its 101 (ps.head) was written
+		// by the handshake itself, whose caller reads them on return.
+		if ps.head == nil && c.gc.InboundBuffered() > 0 {
 			if l.readFrames(c) != gnet.None {
 				l.closeNow(c)
 			}
