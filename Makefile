@@ -83,7 +83,7 @@ LOAD_FLAGS ?=
 load:
 	$(GO) build -buildvcs=auto -o bin/turnstile ./cmd/turnstile
 	$(GO) build -buildvcs=auto -o bin/turnstile-load ./cmd/turnstile-load
-	cd bench/peers && for p in gorilla gobwas nbio; do $(GO) build -o ../../bin/peer-$$p ./$$p || exit 1; done
+	cd bench/peers && for p in gorilla gobwas nbio centrifuge; do $(GO) build -o ../../bin/peer-$$p ./$$p || exit 1; done
 	@mkdir -p bench/results
 	@echo "make load: about 30 s per server (LOAD_SERVERS=$(LOAD_SERVERS)); results in bench/results/load-$(STAMP).{txt,json,html} (latest: load.*)"
 	bin/turnstile-load -servers $(LOAD_SERVERS) -pin "$(LOAD_PIN)" -scenario reject,connect,fanout \

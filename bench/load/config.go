@@ -27,6 +27,8 @@ var knownServers = map[string]string{
 	"gorilla":   "peer-gorilla",
 	"gobwas":    "peer-gobwas",
 	"nbio":      "peer-nbio",
+	// Centrifuge's own protocol: the client speaks it (centrifuge.go).
+	"centrifuge": "peer-centrifuge",
 }
 
 // maxConnsPerWorker leaves a worker room under the 20,000 fd limit for its
@@ -37,7 +39,7 @@ const maxConnsPerWorker = 18000
 // DefaultConfig and ParseFlags give a working one.
 type Config struct {
 	Scenarios []string // connect, reject, fanout, churn, echo, channels
-	Servers   []string // servers to start in turn: turnstile, gorilla, gobwas, nbio
+	Servers   []string // servers to start in turn: turnstile, gorilla, gobwas, nbio, centrifuge
 	BinDir    string   // where the server binaries are
 
 	// A running server, used when Servers is empty.
@@ -121,7 +123,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("turnstile-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	scenarios := fs.String("scenario", strings.Join(c.Scenarios, ","), "comma list of scenarios: connect, reject, fanout, churn, echo, channels (turnstile only), storm")
-	servers := fs.String("servers", "", "comma list of servers to start in turn on loopback (turnstile, gorilla, gobwas, nbio); ratios are turnstile/peer")
+	servers := fs.String("servers", "", "comma list of servers to start in turn on loopback (turnstile, gorilla, gobwas, nbio, centrifuge); ratios are turnstile/peer")
 	fs.StringVar(&c.BinDir, "bin", c.BinDir, "directory holding turnstile and peer-<name> binaries")
 	fs.StringVar(&c.HTTPAddr, "http", "", "HTTP API address of a running server (without -servers)")
 	fs.StringVar(&c.WSAddr, "ws", "", "WebSocket address of a running server (without -servers)")

@@ -16,7 +16,7 @@ import (
 // forbids the browser to try.
 
 var serverColors = map[string]string{
-	"turnstile": "#2563eb", "server": "#2563eb", "gorilla": "#d97706", "gobwas": "#059669", "nbio": "#7c3aed",
+	"turnstile": "#2563eb", "server": "#2563eb", "gorilla": "#d97706", "gobwas": "#059669", "nbio": "#7c3aed", "centrifuge": "#db2777",
 }
 
 var scenarioText = map[string]string{

@@ -36,6 +36,10 @@ func Run(cfg Config, stdout, stderr io.Writer) error {
 	for round := range max(1, cfg.Repeat) {
 		for _, sc := range cfg.Scenarios {
 			for _, name := range names {
+				if why := unsupported(name, sc); why != "" {
+					fmt.Fprintf(stderr, "== %s: %s skipped: %s\n", name, sc, why)
+					continue
+				}
 				t, err := cfg.target(name, sc)
 				if err != nil {
 					return err
@@ -200,6 +204,7 @@ func runScenario(cfg *Config, t *target, sc string, stderr io.Writer) (Result, e
 		}
 		j.HTTPAddr, j.WSAddr = t.jobAddrs(i)
 		_, j.Deflate = splitDeflate(t.name)
+		j.Wire = wireFor(t.name)
 		if sc == "reject" || sc == "churn" {
 			j.Conns = j.InFlight
 		}

@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"os"
 	"time"
+
+	"github.com/turnstile-push/turnstile/bench/load/cwire"
 )
 
 // workerEnv marks a process as a worker: the binary re-executes itself with
@@ -38,7 +40,10 @@ type job struct {
 	MessageSize int           `json:"message_size"`
 	Storm       stormJob      `json:"storm"`
 	HSTimeout   time.Duration `json:"handshake_timeout"`
-	Deadline    int64         `json:"deadline"` // Unix ns after which the worker gives up
+	// Wire is the server's client protocol: "" for turnstile's,
+	// wireCentrifuge for Centrifuge's (centrifuge.go).
+	Wire     string `json:"wire"`
+	Deadline int64  `json:"deadline"` // Unix ns after which the worker gives up
 }
 
 // event is one line from a worker: ready, connected, progress, done, result
@@ -145,7 +150,8 @@ type worker struct {
 	fresh   chan string // churn: tickets fetched while running
 	api     *apiClient
 	echoMsg []byte
-	phase   int // 0 connecting, 1 measuring, 2 finished
+	sendMsg []byte // echoMsg wrapped for the server's protocol
+	phase   int    // 0 connecting, 1 measuring, 2 finished
 	storm   *stormState
 	cpuFrom cpuUsage
 	cpuDone bool
@@ -385,6 +391,10 @@ func (w *worker) sendEcho(c *wsconn, now int64) {
 	}
 	b = append(b, `"}`...)
 	w.echoMsg = b
+	if w.job.Wire == wireCentrifuge {
+		w.sendMsg = cwire.Send(w.sendMsg[:0], b)
+		b = w.sendMsg
+	}
 	w.eng.send(c, opText, b, now)
 }
 
@@ -395,6 +405,9 @@ func (w *worker) onOpen(c *wsconn, now int64) {
 	}
 	w.res.LastOpen = now
 	w.res.Handshake.Record(now - c.start)
+	if w.job.Wire == wireCentrifuge {
+		w.eng.send(c, opText, cwire.Connect, now) // its reply is the welcome
+	}
 }
 
 func (w *worker) onReject(c *wsconn, status int, now int64) {
@@ -415,11 +428,22 @@ func (w *worker) onReject(c *wsconn, status int, now int64) {
 }
 
 func (w *worker) onMessage(c *wsconn, op byte, payload []byte, rx received, now int64) {
+	if w.job.Wire == wireCentrifuge {
+		w.centrifugeMessage(c, op, payload, rx, now)
+		return
+	}
+	w.onPayload(c, op, payload, rx, now)
+}
+
+// onPayload handles one message in turnstile's protocol, or what
+// centrifugeMessage made of one in Centrifuge's: the welcome (whose type
+// it checked), then message data.
+func (w *worker) onPayload(c *wsconn, op byte, payload []byte, rx received, now int64) {
 	if !c.welcome {
 		// The contract: the first frame after 101 is the welcome.
 		c.welcome = true
 		w.res.Welcomed++
-		if !bytes.Contains(payload, welcomeType) {
+		if w.job.Wire == "" && !bytes.Contains(payload, welcomeType) {
 			w.res.addError(errNoWelcome)
 		}
 		if w.job.Scenario == "churn" {

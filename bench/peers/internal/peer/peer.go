@@ -165,9 +165,13 @@ func Message(data []byte) []byte {
 }
 
 // ServeHTTPAPI serves /auth, /ws_ticket, /publish and /healthz on the -http
-// address until it fails.
-func (s *Server) ServeHTTPAPI() error {
-	pub, err := engine.NewPublishHandler(s.Hub, s.cfg.PublishKey, 0)
+// address until it fails; /publish goes to the Hub.
+func (s *Server) ServeHTTPAPI() error { return s.ServeHTTPAPIWith(s.Hub) }
+
+// ServeHTTPAPIWith is ServeHTTPAPI with /publish going to p instead of the
+// Hub: for a peer whose library keeps its own registry of connections.
+func (s *Server) ServeHTTPAPIWith(p engine.Publisher) error {
+	pub, err := engine.NewPublishHandler(p, s.cfg.PublishKey, 0)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,89 @@
+package load
+
+import (
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCentrifugeRun runs the real turnstile and the centrifuge peer (the
+// library inside Centrifugo, its own protocol) side by side: connect,
+// fanout broadcast and to the user, echo and churn, 200 connections; all
+// of it delivered, and the table has the turnstile/centrifuge ratio.
+func TestCentrifugeRun(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the epoll client needs Linux")
+	}
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(bin, "turnstile"), "github.com/turnstile-push/turnstile/cmd/turnstile")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build turnstile: %v\n%s", err, out)
+	}
+	build = exec.Command("go", "build", "-o", filepath.Join(bin, "peer-centrifuge"), "./centrifuge")
+	build.Dir = filepath.Join("..", "peers")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build peer-centrifuge: %v\n%s", err, out)
+	}
+	cfg := DefaultConfig()
+	cfg.Servers, cfg.BinDir = []string{"turnstile", "centrifuge"}, bin
+	cfg.Conns, cfg.InFlight, cfg.Sources = 200, 64, 4
+	cfg.Messages, cfg.Interval = 5, 30*time.Millisecond
+	cfg.Hold, cfg.Duration = 200*time.Millisecond, time.Second
+	cfg.Timeout, cfg.LogDir = 60*time.Second, t.TempDir()
+	for _, toUser := range []bool{false, true} {
+		cfg.ToUser = toUser
+		cfg.Scenarios = []string{"fanout"}
+		if !toUser {
+			cfg.Scenarios = []string{"connect", "fanout", "echo", "churn"}
+		}
+		results, table, _ := runResults(t, cfg, nil)
+		if len(results) != 2*len(cfg.Scenarios) {
+			t.Fatalf("to-user %v: %d results, want %d:\n%s", toUser, len(results), 2*len(cfg.Scenarios), table)
+		}
+		for _, r := range results {
+			if len(r.Errors) > 0 {
+				t.Errorf("%s %s (to-user %v): errors %v", r.Server, r.Scenario, toUser, r.Errors)
+			}
+			switch r.Scenario {
+			case "connect", "fanout":
+				if n := metric(t, r, "open conns"); n != float64(cfg.Conns) {
+					t.Errorf("%s %s: %v open conns, want %d", r.Server, r.Scenario, n, cfg.Conns)
+				}
+			}
+			switch r.Scenario {
+			case "fanout":
+				if d := metric(t, r, "delivered"); d != 100 {
+					t.Errorf("%s fanout (to-user %v): delivered %v%%", r.Server, toUser, d)
+				}
+			case "echo":
+				if n := metric(t, r, "round trips/s"); n <= 0 {
+					t.Errorf("%s echo: %v round trips/s", r.Server, n)
+				}
+			case "churn":
+				if n := metric(t, r, "cycles/s"); n <= 0 {
+					t.Errorf("%s churn: %v cycles/s", r.Server, n)
+				}
+			}
+		}
+		if !strings.Contains(table, "turnstile/centrifuge") {
+			t.Errorf("table lacks the turnstile/centrifuge ratio:\n%s", table)
+		}
+		t.Logf("to-user %v:\n%s", toUser, table)
+	}
+}
+
+func TestCentrifugeUnsupported(t *testing.T) {
+	for _, sc := range []string{"connect", "reject", "fanout", "echo", "churn"} {
+		if why := unsupported("centrifuge", sc); why != "" {
+			t.Errorf("centrifuge %s: %s", sc, why)
+		}
+	}
+	for _, sc := range []string{"channels", "storm"} {
+		if unsupported("centrifuge", sc) == "" || unsupported("turnstile", sc) != "" || unsupported("gorilla", sc) != "" {
+			t.Errorf("%s: centrifuge %q, turnstile %q", sc, unsupported("centrifuge", sc), unsupported("turnstile", sc))
+		}
+	}
+}
