@@ -1,8 +1,6 @@
 package load
 
 import (
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -17,16 +15,7 @@ func TestCentrifugeRun(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the epoll client needs Linux")
 	}
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(bin, "turnstile"), "github.com/turnstile-push/turnstile/cmd/turnstile")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build turnstile: %v\n%s", err, out)
-	}
-	build = exec.Command("go", "build", "-o", filepath.Join(bin, "peer-centrifuge"), "./centrifuge")
-	build.Dir = filepath.Join("..", "peers")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build peer-centrifuge: %v\n%s", err, out)
-	}
+	bin := buildServers(t, "centrifuge")
 	cfg := DefaultConfig()
 	cfg.Servers, cfg.BinDir = []string{"turnstile", "centrifuge"}, bin
 	cfg.Conns, cfg.InFlight, cfg.Sources = 200, 64, 4

@@ -148,11 +148,7 @@ func TestClusterRun(t *testing.T) {
 		t.Skip("the epoll client needs Linux")
 	}
 	needRedis(t)
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(bin, "turnstile"), "github.com/turnstile-push/turnstile/cmd/turnstile")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build turnstile: %v\n%s", err, out)
-	}
+	bin := buildServers(t)
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp) // Redis's directory goes here: it must be gone after the run
 	cfg := DefaultConfig()

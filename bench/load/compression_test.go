@@ -2,8 +2,6 @@ package load
 
 import (
 	"io"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -71,18 +69,9 @@ func TestFanoutCompressionRun(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the epoll client needs Linux")
 	}
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(bin, "turnstile"), "github.com/turnstile-push/turnstile/cmd/turnstile")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build turnstile: %v\n%s", err, out)
-	}
-	// The gorilla peer is its own module (bench/peers): it compresses per
-	// connection, and the welcome too, a second implementation to inflate.
-	build = exec.Command("go", "build", "-o", filepath.Join(bin, "peer-gorilla"), "./gorilla")
-	build.Dir = filepath.Join("..", "peers")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build peer-gorilla: %v\n%s", err, out)
-	}
+	// The gorilla peer compresses per connection, and the welcome too: a
+	// second implementation to inflate.
+	bin := buildServers(t, "gorilla")
 	cfg := DefaultConfig()
 	cfg.Servers, cfg.BinDir, cfg.Compression = []string{"turnstile", "gorilla"}, bin, []bool{false, true}
 	cfg.Scenarios, cfg.MessageSize = []string{"fanout"}, 1024

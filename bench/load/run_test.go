@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -306,4 +308,23 @@ func runResults(t *testing.T, cfg Config, want error) (results []Result, table, 
 		t.Fatal(err)
 	}
 	return results, out.String(), prog.String()
+}
+
+// buildServers builds turnstile from this module and the named peers from
+// bench/peers (their own module) into a temporary folder, for -bin.
+func buildServers(t *testing.T, peers ...string) string {
+	t.Helper()
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(bin, "turnstile"), "github.com/turnstile-push/turnstile/cmd/turnstile")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build turnstile: %v\n%s", err, out)
+	}
+	for _, p := range peers {
+		build := exec.Command("go", "build", "-o", filepath.Join(bin, "peer-"+p), "./"+p)
+		build.Dir = filepath.Join("..", "peers")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build peer-%s: %v\n%s", p, err, out)
+		}
+	}
+	return bin
 }
