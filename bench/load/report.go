@@ -103,6 +103,7 @@ func (r *Result) fill(t workerResult, rss [3]int64, published int) {
 		r.add("failed+rejected", "", float64(t.Failed+t.Rejected), true)
 		if rss[2] > 0 && t.Opened > 0 {
 			r.add("server RSS at start", "MiB", float64(rss[0])/(1<<20), true)
+			r.add("server RSS, tickets issued", "MiB", float64(rss[1])/(1<<20), true)
 			r.add("server RSS", "MiB", float64(rss[2])/(1<<20), true)
 			// From start, so an upper bound: it includes issuing each
 			// ticket over HTTP (the same auth code in every server). From
