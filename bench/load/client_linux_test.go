@@ -9,55 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 )
-
-// fakeServer admits tickets starting with "good", answers 401 otherwise,
-// sends a welcome, then echoes every client message (which it reads with
-// gobwas/ws, so an unmasked or malformed client frame fails the test).
-func fakeServer(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			nc, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer nc.Close()
-				u := ws.Upgrader{OnRequest: func(uri []byte) error {
-					if !bytes.Contains(uri, []byte("ticket=good")) {
-						return ws.RejectConnectionError(ws.RejectionStatus(401))
-					}
-					return nil
-				}}
-				if _, err := u.Upgrade(nc); err != nil {
-					return
-				}
-				if wsutil.WriteServerText(nc, []byte(`{"type":"welcome","user":"maggie","conn":"1"}`)) != nil {
-					return
-				}
-				for {
-					data, op, err := wsutil.ReadClientData(nc)
-					if err != nil {
-						return
-					}
-					if wsutil.WriteServerMessage(nc, op, data) != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return l.Addr().String()
-}
 
 // recorder is a handler that keeps what happened.
 type recorder struct {
@@ -92,7 +44,8 @@ func pollUntil(t *testing.T, e *engine, what string, done func() bool) {
 }
 
 func TestEngineAdmitsRejectsAndEchoes(t *testing.T) {
-	addr := fakeServer(t)
+	f := newFakeServer(t) // it reads frames with gobwas/ws: an unmasked or malformed one fails the test
+	addr := f.wsAddr
 	rec := &recorder{}
 	sources := []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")}
 	e, err := newEngine(addr, "/ws", sources, rec)
@@ -104,7 +57,7 @@ func TestEngineAdmitsRejectsAndEchoes(t *testing.T) {
 	const good, bad = 20, 20
 	now := time.Now().UnixNano()
 	for range good {
-		e.dial("goodAAAAAAAAAAAAAAAAAA", 0, now)
+		e.dial(f.ticket(), 0, now)
 	}
 	for range bad {
 		e.dial(randomTicket(), 0, now)

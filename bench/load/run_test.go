@@ -4,21 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 )
 
 // TestMain lets the test binary serve as its own worker process, as the
@@ -28,146 +20,6 @@ func TestMain(m *testing.M) {
 		os.Exit(RunWorker(os.Stdin, os.Stdout))
 	}
 	os.Exit(m.Run())
-}
-
-// fakeTurnstile is a minimal server with turnstile's contract: /auth,
-// /ws_ticket, /publish and ticket admission on a separate WS listener.
-type fakeTurnstile struct {
-	httpAddr, wsAddr string
-	mu               sync.Mutex
-	conns            map[net.Conn]*sync.Mutex
-	chans            map[net.Conn]string // the channel each connection subscribed to
-	issued           sync.Map
-	next             atomic.Int64
-}
-
-func newFakeTurnstile(t *testing.T) *fakeTurnstile {
-	f := &fakeTurnstile{conns: map[net.Conn]*sync.Mutex{}, chans: map[net.Conn]string{}}
-	wl, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hl, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.wsAddr, f.httpAddr = wl.Addr().String(), hl.Addr().String()
-	mux := http.NewServeMux()
-	mux.HandleFunc("/auth", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, `{"token":"tok","expires":1}`)
-	})
-	mux.HandleFunc("/ws_ticket", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer tok" {
-			http.Error(w, `{"error":"no"}`, 401)
-			return
-		}
-		tk := fmt.Sprintf("good%018d", f.next.Add(1))
-		f.issued.Store(tk, true)
-		fmt.Fprintf(w, `{"ticket":%q,"expires":1,"url":"x"}`, tk)
-	})
-	mux.HandleFunc("/publish", func(w http.ResponseWriter, r *http.Request) {
-		var body struct {
-			Data     json.RawMessage
-			Messages []struct {
-				Channel string
-				Data    json.RawMessage
-			}
-		}
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		if body.Messages != nil { // a batch of channel publishes
-			f.mu.Lock()
-			for _, m := range body.Messages {
-				msg := append(append([]byte(`{"type":"message","channel":"`+m.Channel+`","offset":1,"data":`), m.Data...), '}')
-				for c, wmu := range f.conns {
-					if f.chans[c] == m.Channel {
-						wmu.Lock()
-						_ = wsutil.WriteServerText(c, msg)
-						wmu.Unlock()
-					}
-				}
-			}
-			f.mu.Unlock()
-			fmt.Fprintf(w, `{"results":[]}`)
-			return
-		}
-		msg := append(append([]byte(`{"type":"message","data":`), body.Data...), '}')
-		f.mu.Lock()
-		n := len(f.conns)
-		for c, wmu := range f.conns {
-			wmu.Lock()
-			_ = wsutil.WriteServerText(c, msg)
-			wmu.Unlock()
-		}
-		f.mu.Unlock()
-		fmt.Fprintf(w, `{"recipients":%d}`, n)
-	})
-	hs := &http.Server{Handler: mux}
-	go hs.Serve(hl)
-	go f.serveWS(wl)
-	t.Cleanup(func() {
-		hs.Close()
-		wl.Close()
-		f.mu.Lock()
-		for c := range f.conns {
-			c.Close()
-		}
-		f.mu.Unlock()
-	})
-	return f
-}
-
-func (f *fakeTurnstile) serveWS(l net.Listener) {
-	for {
-		nc, err := l.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer nc.Close()
-			u := ws.Upgrader{OnRequest: func(uri []byte) error {
-				i := bytes.Index(uri, []byte("ticket="))
-				if i < 0 {
-					return ws.RejectConnectionError(ws.RejectionStatus(401))
-				}
-				if _, ok := f.issued.LoadAndDelete(string(uri[i+7:])); !ok {
-					return ws.RejectConnectionError(ws.RejectionStatus(401))
-				}
-				return nil
-			}}
-			if _, err := u.Upgrade(nc); err != nil {
-				return
-			}
-			wmu := &sync.Mutex{}
-			f.mu.Lock()
-			f.conns[nc] = wmu
-			_ = wsutil.WriteServerText(nc, []byte(`{"type":"welcome","user":"maggie","conn":"1"}`))
-			f.mu.Unlock()
-			defer func() {
-				f.mu.Lock()
-				delete(f.conns, nc)
-				f.mu.Unlock()
-			}()
-			for {
-				data, op, err := wsutil.ReadClientData(nc)
-				if err != nil {
-					return
-				}
-				var cmd struct{ Type, Channel string }
-				if json.Unmarshal(data, &cmd) == nil && cmd.Type == "subscribe" {
-					f.mu.Lock()
-					f.chans[nc] = cmd.Channel
-					f.mu.Unlock()
-					data = []byte(`{"type":"subscribed","channel":"` + cmd.Channel + `","offset":0,"epoch":"e"}`)
-				}
-				wmu.Lock()
-				err = wsutil.WriteServerMessage(nc, op, data)
-				wmu.Unlock()
-				if err != nil {
-					return
-				}
-			}
-		}()
-	}
 }
 
 func metric(t *testing.T, r Result, name string) float64 {
@@ -187,7 +39,7 @@ func TestRunEveryScenario(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the epoll client needs Linux")
 	}
-	f := newFakeTurnstile(t)
+	f := newFakeServer(t)
 	cfg := DefaultConfig()
 	cfg.HTTPAddr, cfg.WSAddr, cfg.PublishKey = f.httpAddr, f.wsAddr, "key"
 	cfg.ServerPID = os.Getpid() // the fake runs in this process

@@ -2,190 +2,15 @@ package load
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 )
 
-// fakeHistory is a minimal turnstile with what the storm needs: tickets,
-// channels with offsets and history, recovery with since, batch publishes
-// and POST /disconnect (close 4001 to everyone).
-type fakeHistory struct {
-	httpAddr, wsAddr string
-	mu               sync.Mutex
-	conns            map[net.Conn]*fakeConn
-	history          map[string][][]byte // channel → message frames, offset i+1 at i
-	issued           sync.Map
-	next             atomic.Int64
-	disconnects      atomic.Int64
-	loseHistory      bool // answer every since with recovered:false
-}
-
-type fakeConn struct {
-	wmu  sync.Mutex
-	subs map[string]bool
-}
-
-func (f *fakeHistory) write(c net.Conn, fc *fakeConn, msg []byte) {
-	fc.wmu.Lock()
-	_ = wsutil.WriteServerText(c, msg)
-	fc.wmu.Unlock()
-}
-
-func newFakeHistory(t *testing.T) *fakeHistory {
-	f := &fakeHistory{conns: map[net.Conn]*fakeConn{}, history: map[string][][]byte{}}
-	wl, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hl, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.wsAddr, f.httpAddr = wl.Addr().String(), hl.Addr().String()
-	mux := http.NewServeMux()
-	mux.HandleFunc("/auth", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"token":"tok","expires":1}`) })
-	mux.HandleFunc("/ws_ticket", func(w http.ResponseWriter, r *http.Request) {
-		tk := fmt.Sprintf("good%018d", f.next.Add(1))
-		f.issued.Store(tk, true)
-		fmt.Fprintf(w, `{"ticket":%q,"expires":1,"url":"x"}`, tk)
-	})
-	mux.HandleFunc("/disconnect", func(w http.ResponseWriter, r *http.Request) {
-		f.disconnects.Add(1)
-		f.mu.Lock()
-		n := len(f.conns)
-		for c, fc := range f.conns {
-			fc.wmu.Lock()
-			_ = ws.WriteFrame(c, ws.NewCloseFrame(ws.NewCloseFrameBody(4001, "disconnected")))
-			fc.wmu.Unlock()
-			c.Close()
-			delete(f.conns, c)
-		}
-		f.mu.Unlock()
-		fmt.Fprintf(w, `{"disconnected":%d}`, n)
-	})
-	mux.HandleFunc("/publish", func(w http.ResponseWriter, r *http.Request) {
-		var body struct {
-			Messages []struct {
-				Channel string
-				Data    json.RawMessage
-			}
-		}
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		f.mu.Lock()
-		for _, m := range body.Messages {
-			off := len(f.history[m.Channel]) + 1
-			msg := fmt.Appendf(nil, `{"type":"message","channel":%q,"offset":%d,"data":%s}`, m.Channel, off, m.Data)
-			f.history[m.Channel] = append(f.history[m.Channel], msg)
-			for c, fc := range f.conns {
-				if fc.subs[m.Channel] {
-					f.write(c, fc, msg)
-				}
-			}
-		}
-		f.mu.Unlock()
-		fmt.Fprint(w, `{"results":[]}`)
-	})
-	hs := &http.Server{Handler: mux}
-	go hs.Serve(hl)
-	go f.serveWS(wl)
-	t.Cleanup(func() {
-		hs.Close()
-		wl.Close()
-		f.mu.Lock()
-		for c := range f.conns {
-			c.Close()
-		}
-		f.mu.Unlock()
-	})
-	return f
-}
-
-func (f *fakeHistory) serveWS(l net.Listener) {
-	for {
-		nc, err := l.Accept()
-		if err != nil {
-			return
-		}
-		go f.serveConn(nc)
-	}
-}
-
-func (f *fakeHistory) serveConn(nc net.Conn) {
-	defer nc.Close()
-	u := ws.Upgrader{OnRequest: func(uri []byte) error {
-		i := bytes.Index(uri, []byte("ticket="))
-		if i < 0 {
-			return ws.RejectConnectionError(ws.RejectionStatus(401))
-		}
-		if _, ok := f.issued.LoadAndDelete(string(uri[i+7:])); !ok {
-			return ws.RejectConnectionError(ws.RejectionStatus(401))
-		}
-		return nil
-	}}
-	if _, err := u.Upgrade(nc); err != nil {
-		return
-	}
-	fc := &fakeConn{subs: map[string]bool{}}
-	f.mu.Lock()
-	f.conns[nc] = fc
-	f.write(nc, fc, []byte(`{"type":"welcome","user":"maggie","conn":"1","channel":"#maggie","offset":0,"epoch":"e1"}`))
-	f.mu.Unlock()
-	for {
-		data, _, err := wsutil.ReadClientData(nc)
-		if err != nil {
-			return
-		}
-		var cmd struct {
-			Type, Channel string
-			ID            int
-			Since         *struct {
-				Offset int
-				Epoch  string
-			}
-		}
-		if json.Unmarshal(data, &cmd) != nil || cmd.Type != "subscribe" {
-			continue
-		}
-		// Under the lock, so that no publish slips between the replay
-		// and the live messages: the guarantee the storm checks.
-		f.mu.Lock()
-		if _, open := f.conns[nc]; !open {
-			f.mu.Unlock()
-			return
-		}
-		h := f.history[cmd.Channel]
-		reply := fmt.Sprintf(`{"type":"subscribed","id":%d,"channel":%q,"offset":%d,"epoch":"e1"`, cmd.ID, cmd.Channel, len(h))
-		var replay [][]byte
-		if s := cmd.Since; s != nil {
-			if f.loseHistory || s.Epoch != "e1" || s.Offset > len(h) {
-				reply += `,"recovered":false`
-			} else {
-				replay = h[s.Offset:]
-				reply += fmt.Sprintf(`,"recovered":true,"missed":%d`, len(replay))
-			}
-		}
-		f.write(nc, fc, []byte(reply+"}"))
-		for _, m := range replay {
-			f.write(nc, fc, m)
-		}
-		fc.subs[cmd.Channel] = true
-		f.mu.Unlock()
-	}
-}
-
-func stormConfig(f *fakeHistory) Config {
+func stormConfig(f *fakeServer) Config {
 	cfg := DefaultConfig()
 	cfg.HTTPAddr, cfg.WSAddr, cfg.PublishKey = f.httpAddr, f.wsAddr, "key"
 	cfg.ServerPID = os.Getpid()
@@ -214,7 +39,7 @@ func runStormOnce(t *testing.T, cfg Config) Result {
 // back with a fresh ticket and recovers what was published meanwhile,
 // nothing missed and nothing twice.
 func TestStormServerDrop(t *testing.T) {
-	f := newFakeHistory(t)
+	f := newFakeServer(t)
 	cfg := stormConfig(f)
 	cfg.StormMissed = 3
 	r := runStormOnce(t, cfg)
@@ -239,7 +64,7 @@ func TestStormServerDrop(t *testing.T) {
 // way) and the server has lost its history: each resubscribe is
 // recovered:false, and the messages of the gap count as missed.
 func TestStormClientDropNoHistory(t *testing.T) {
-	f := newFakeHistory(t)
+	f := newFakeServer(t)
 	f.loseHistory = true
 	cfg := stormConfig(f)
 	cfg.StormDrop, cfg.StormMissed = dropClient, 2
