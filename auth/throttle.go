@@ -1,9 +1,7 @@
 package auth
 
 import (
-	"hash/maphash"
 	"net/netip"
-	"sync"
 	"time"
 )
 
@@ -189,40 +187,18 @@ func addrKey(addr string) string {
 	return p.String()
 }
 
-const limiterShards = 16
-
 // limiter is a bounded table of leaky buckets (GCRA): per key the
 // theoretical arrival time tat, in Unix nanoseconds, of the next failure.
 // A bucket is full when tat-now exceeds burst*interval.
 type limiter struct {
-	burst, interval int64
-	perShard        int
-	seed            maphash.Seed
-	shards          [limiterShards]limiterShard
-}
-
-type limiterShard struct {
-	mu  sync.Mutex
-	tat map[uint64]int64
-	_   [48]byte // keep shards' locks on separate cache lines
+	burst, interval  int64
+	hashTable[int64] // key → tat
 }
 
 func newLimiter(burst int, interval time.Duration, maxEntries int) *limiter {
-	l := &limiter{
-		burst:    int64(burst),
-		interval: int64(interval),
-		perShard: (maxEntries + limiterShards - 1) / limiterShards,
-		seed:     maphash.MakeSeed(),
-	}
-	for i := range l.shards {
-		l.shards[i].tat = make(map[uint64]int64)
-	}
+	l := &limiter{burst: int64(burst), interval: int64(interval)}
+	l.init(maxEntries)
 	return l
-}
-
-func (l *limiter) shard(key string) (*limiterShard, uint64) {
-	h := maphash.String(l.seed, key)
-	return &l.shards[h%limiterShards], h
 }
 
 // take counts one failure in key's bucket and returns 0 if it fits; else it
@@ -235,16 +211,16 @@ func (l *limiter) take(key string, now int64, force bool) (wait, prevTat int64) 
 	s, h := l.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tat, ok := s.tat[h]
+	tat, ok := s.m[h]
 	next := max(tat, now) + l.interval
 	limit := now + l.burst*l.interval
 	if next > limit && !force {
 		return next - limit, tat
 	}
-	if !ok && len(s.tat) >= l.perShard {
-		s.evict(now, l.perShard)
+	if !ok && l.full(s) {
+		evictDrained(s, now, l.perShard)
 	}
-	s.tat[h] = min(next, limit+l.interval)
+	s.m[h] = min(next, limit+l.interval)
 	return 0, tat
 }
 
@@ -252,7 +228,7 @@ func (l *limiter) take(key string, now int64, force bool) (wait, prevTat int64) 
 func (l *limiter) wait(key string, now int64) int64 {
 	s, h := l.shard(key)
 	s.mu.Lock()
-	tat := s.tat[h]
+	tat := s.m[h]
 	s.mu.Unlock()
 	return max(0, max(tat, now)+l.interval-(now+l.burst*l.interval))
 }
@@ -263,15 +239,15 @@ func (l *limiter) refund(key string, now int64) bool {
 	s, h := l.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tat, ok := s.tat[h]
+	tat, ok := s.m[h]
 	if !ok {
 		return true
 	}
 	if tat -= l.interval; tat <= now {
-		delete(s.tat, h)
+		delete(s.m, h)
 		return true
 	}
-	s.tat[h] = tat
+	s.m[h] = tat
 	return false
 }
 
@@ -281,10 +257,10 @@ func (l *limiter) remember(key string, now int64) {
 	s, h := l.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.tat[h]; !ok && len(s.tat) >= l.perShard {
-		s.evict(now, l.perShard)
+	if _, ok := s.m[h]; !ok && l.full(s) {
+		evictDrained(s, now, l.perShard)
 	}
-	s.tat[h] = now + l.interval
+	s.m[h] = now + l.interval
 }
 
 // evict makes room: it drops every drained entry and, if that frees less
@@ -292,13 +268,13 @@ func (l *limiter) remember(key string, now int64) {
 // expiry) until it does. Freeing a batch spreads the cost of the scan over
 // many inserts, so a full shard costs O(1) per insert, not O(entries).
 // Called with s.mu held.
-func (s *limiterShard) evict(now int64, perShard int) {
+func evictDrained(s *tableShard[int64], now int64, perShard int) {
 	want := max(1, perShard/16)
 	freed := 0
 	lo, hi := int64(1<<63-1), int64(-1<<63)
-	for h, tat := range s.tat {
+	for h, tat := range s.m {
 		if tat <= now {
-			delete(s.tat, h)
+			delete(s.m, h)
 			freed++
 			continue
 		}
@@ -306,14 +282,14 @@ func (s *limiterShard) evict(now int64, perShard int) {
 	}
 	// Widen the cut-off from the lowest entry until enough are gone; the
 	// last pass (the whole span) always frees enough.
-	for frac := int64(16); freed < want && len(s.tat) > 0; frac /= 2 {
+	for frac := int64(16); freed < want && len(s.m) > 0; frac /= 2 {
 		cut := lo + (hi-lo)/max(frac, 1)
-		for h, tat := range s.tat {
+		for h, tat := range s.m {
 			if freed >= want {
 				break
 			}
 			if tat <= cut {
-				delete(s.tat, h)
+				delete(s.m, h)
 				freed++
 			}
 		}
@@ -321,16 +297,4 @@ func (s *limiterShard) evict(now int64, perShard int) {
 			break
 		}
 	}
-}
-
-// len is the number of entries held.
-func (l *limiter) len() int {
-	n := 0
-	for i := range l.shards {
-		s := &l.shards[i]
-		s.mu.Lock()
-		n += len(s.tat)
-		s.mu.Unlock()
-	}
-	return n
 }

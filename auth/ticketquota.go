@@ -1,8 +1,6 @@
 package auth
 
 import (
-	"hash/maphash"
-	"sync"
 	"time"
 )
 
@@ -34,22 +32,13 @@ const MaxTicketQuota = 1<<16 - 1
 
 const (
 	quotaSlots      = 8
-	quotaShards     = 16
 	quotaMaxEntries = 1 << 18
 )
 
 type ticketQuota struct {
-	max      uint16
-	slot     int64 // nanoseconds per slot
-	perShard int
-	seed     maphash.Seed
-	shards   [quotaShards]quotaShard
-}
-
-type quotaShard struct {
-	mu    sync.Mutex
-	users map[uint64]quotaEntry
-	_     [48]byte // keep shards' locks on separate cache lines
+	max                   uint16
+	slot                  int64 // nanoseconds per slot
+	hashTable[quotaEntry]       // user → counts
 }
 
 type quotaEntry struct {
@@ -64,14 +53,10 @@ func newTicketQuota(limit int, ttl time.Duration, maxEntries int) *ticketQuota {
 		return nil
 	}
 	q := &ticketQuota{
-		max:      uint16(min(limit, MaxTicketQuota)),
-		slot:     max(1, (int64(ttl)+quotaSlots-2)/(quotaSlots-1)),
-		perShard: max(1, (maxEntries+quotaShards-1)/quotaShards),
-		seed:     maphash.MakeSeed(),
+		max:  uint16(min(limit, MaxTicketQuota)),
+		slot: max(1, (int64(ttl)+quotaSlots-2)/(quotaSlots-1)),
 	}
-	for i := range q.shards {
-		q.shards[i].users = make(map[uint64]quotaEntry)
-	}
+	q.init(maxEntries)
 	return q
 }
 
@@ -103,26 +88,25 @@ func (q *ticketQuota) take(user string, now time.Time) time.Duration {
 	}
 	ns := now.UnixNano()
 	slot := ns / q.slot
-	h := maphash.String(q.seed, user)
-	s := &q.shards[h%quotaShards]
+	s, h := q.shard(user)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.users[h]
-	if !ok && len(s.users) >= q.perShard {
-		s.evict(slot, q.perShard)
+	e, ok := s.m[h]
+	if !ok && q.full(s) {
+		evictStale(s, slot, q.perShard)
 	}
 	e.advance(slot)
 	if e.sum() >= int(q.max) {
 		// The oldest slot in the window that holds tickets frees first.
 		for o := e.last - quotaSlots + 1; o <= e.last; o++ {
 			if o >= 0 && e.counts[o%quotaSlots] > 0 {
-				s.users[h] = e
+				s.m[h] = e
 				return time.Duration((o+quotaSlots)*q.slot - ns)
 			}
 		}
 	}
 	e.counts[slot%quotaSlots]++
-	s.users[h] = e
+	s.m[h] = e
 	return 0
 }
 
@@ -132,11 +116,10 @@ func (q *ticketQuota) refund(user string) {
 	if q == nil {
 		return
 	}
-	h := maphash.String(q.seed, user)
-	s := &q.shards[h%quotaShards]
+	s, h := q.shard(user)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.users[h]
+	e, ok := s.m[h]
 	if !ok {
 		return
 	}
@@ -146,38 +129,26 @@ func (q *ticketQuota) refund(user string) {
 			break
 		}
 	}
-	s.users[h] = e
+	s.m[h] = e
 }
 
 // evict makes room in a full shard: it drops every stale entry, and if that
 // frees less than a sixteenth of the shard, others until it does, so that the
 // sweep's cost is spread over many inserts. Called with s.mu held.
-func (s *quotaShard) evict(slot int64, perShard int) {
+func evictStale(s *tableShard[quotaEntry], slot int64, perShard int) {
 	want := max(1, perShard/16)
 	freed := 0
-	for h, e := range s.users {
+	for h, e := range s.m {
 		if slot-e.last >= quotaSlots {
-			delete(s.users, h)
+			delete(s.m, h)
 			freed++
 		}
 	}
-	for h := range s.users {
+	for h := range s.m {
 		if freed >= want {
 			break
 		}
-		delete(s.users, h)
+		delete(s.m, h)
 		freed++
 	}
-}
-
-// len is the number of users held.
-func (q *ticketQuota) len() int {
-	n := 0
-	for i := range q.shards {
-		s := &q.shards[i]
-		s.mu.Lock()
-		n += len(s.users)
-		s.mu.Unlock()
-	}
-	return n
 }
