@@ -11,7 +11,10 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/gobwas/ws"
+
 	"github.com/turnstile-push/turnstile/auth/ticket"
+	"github.com/turnstile-push/turnstile/engine/broker"
 )
 
 // admissionCases cover every row of DESIGN 1.3's table. A case with a
@@ -377,4 +380,63 @@ func TestAdmitCopiesClaims(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// Frames sent in the upgrade request's write wait for the welcome and are
+// then read, on both welcome paths: written with the 101 (the embedded
+// broker, in-process) and written later by a task (a remote broker); a
+// protocol error among them closes with 1002 either way.
+func TestPipelinedFramesAfterTheWelcome(t *testing.T) {
+	for _, remote := range []bool{false, true} {
+		name := "in-process"
+		if remote {
+			name = "remote"
+		}
+		t.Run(name, func(t *testing.T) {
+			mem, err := broker.NewMemory(broker.MemoryConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b broker.Broker = mem
+			if remote {
+				b = &remoteBroker{Broker: mem}
+			}
+			s, st := startServer(t, Config{Broker: b, Echo: true})
+			t.Cleanup(func() { b.Close() })
+
+			conn := dial(t, s)
+			req := upgradeRequest(s.cfg.Path, st.add("maggie"), "")
+			pipelined := append(clientFrame(true, ws.OpPing, []byte("p")), clientFrame(true, ws.OpText, []byte(`"hi"`))...)
+			if _, err := conn.Write(append([]byte(req), pipelined...)); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(conn)
+			if resp := readResponse(t, br); resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			for i, want := range []struct {
+				op   ws.OpCode
+				text string
+			}{{ws.OpText, `"type":"welcome"`}, {ws.OpPong, "p"}, {ws.OpText, `"hi"`}} {
+				f := readFrame(t, br)
+				if f.op != want.op || !strings.Contains(string(f.payload), want.text) {
+					t.Fatalf("frame %d: %v %q, want %v with %s", i, f.op, f.payload, want.op, want.text)
+				}
+			}
+
+			bad := dial(t, s)
+			unmasked := []byte{0x81, 0x01, 'x'} // a client frame must be masked
+			if _, err := bad.Write(append([]byte(upgradeRequest(s.cfg.Path, st.add("maggie"), "")), unmasked...)); err != nil {
+				t.Fatal(err)
+			}
+			br = bufio.NewReader(bad)
+			if resp := readResponse(t, br); resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			if f := readFrame(t, br); !strings.Contains(string(f.payload), `"type":"welcome"`) {
+				t.Fatalf("first frame %q, want the welcome", f.payload)
+			}
+			expectClose(t, br, ws.StatusProtocolError)
+		})
+	}
 }

@@ -84,6 +84,12 @@ func (l *loop) startAsync(c *Conn, lc *loopChan, ps *pendingSub) {
 		res := h.resolve(channel, ps.since)
 		task := func(context.Context) error {
 			l.finishSub(c, lc, ps, res)
+			if ps.personal && c.phase == phaseOpen && c.gc.InboundBuffered() > 0 {
+				// Welcomed: what the client sent meanwhile is frames.
+				if l.readFrames(c) != gnet.None {
+					l.closeNow(c)
+				}
+			}
 			return nil
 		}
 		if l.el.Execute(context.Background(), runnable(task)) != nil && res.acquired {
@@ -213,15 +219,10 @@ func (l *loop) finishSub(c *Conn, lc *loopChan, ps *pendingSub, res subResult) {
 		l.counters.commands[cmdSubscribe][resultOK].Add(1)
 	}
 	if ps.personal && c.phase == phaseWelcome {
-		c.phase = phaseOpen
 		// Frames the client sent before its welcome waited in gnet's
-		// buffer. A welcome that left with its 101 (ps.head) was written
-		// by the handshake itself, whose caller reads them on return.
-		if ps.head == nil && c.gc.InboundBuffered() > 0 {
-			if l.readFrames(c) != gnet.None {
-				l.closeNow(c)
-			}
-		}
+		// buffer: whoever ran the welcome reads them now (OnTraffic or the
+		// redeem's task after the handshake, startAsync's task after this).
+		c.phase = phaseOpen
 	}
 }
 
