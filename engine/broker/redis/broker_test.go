@@ -94,6 +94,13 @@ func newNode(t *testing.T, addr string, mod func(*Config)) (*Broker, *recorder) 
 	if mod != nil {
 		mod(&cfg)
 	}
+	return startBroker(t, cfg)
+}
+
+// startBroker makes and starts a Broker for cfg, delivering to a
+// recorder, closed when the test ends.
+func startBroker(t *testing.T, cfg Config) (*Broker, *recorder) {
+	t.Helper()
 	b, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -26,16 +26,7 @@ func testCluster(t *testing.T, sharded bool) {
 		if len(c.Nodes()) != 3 {
 			t.Fatalf("client sees %d nodes, want a 3-master cluster", len(c.Nodes()))
 		}
-		b, err := New(Config{Shards: []rueidis.Client{c}, Sharded: sharded})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := newRecorder()
-		if err := b.Start(r); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = b.Close() })
-		return b, r
+		return startBroker(t, Config{Shards: []rueidis.Client{c}, Sharded: sharded})
 	}
 	a, _ := newClusterNode()
 	b, rb := newClusterNode()
