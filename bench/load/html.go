@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 )
@@ -74,11 +73,11 @@ func renderHTML(cfg *Config, results []Result, servers []string, verdicts []Verd
 	}
 
 	summary := medians(results)
-	peers := peersOf(servers)
+	peers := peerRatios(servers)
 	if len(peers) > 0 {
-		b.WriteString("<h2>turnstile ÷ peer</h2>\n<p class=\"note\">Each bar is how many times better turnstile is (right, green) or worse (left, red) than the peer on one metric: rates divided, times, memory and CPU inverted. Log scale.</p>\n<div class=\"charts\">\n")
-		for _, p := range peers {
-			b.WriteString(ratioChart(summary, p))
+		b.WriteString("<h2>turnstile ÷ peer</h2>\n<p class=\"note\">Each bar is how many times better turnstile is (right, green) or worse (left, red) than the peer on one metric: rates divided, times, memory and CPU inverted. Log scale. A compressing peer is set against compressing turnstile, and turnstile+deflate against turnstile (compression's cost and saving).</p>\n<div class=\"charts\">\n")
+		for _, rc := range peers {
+			b.WriteString(ratioChart(summary, rc))
 		}
 		b.WriteString("</div>\n")
 	}
@@ -111,19 +110,6 @@ table{border-collapse:collapse;margin:12px 0;font-variant-numeric:tabular-nums}t
 .legend span{display:inline-block;margin-right:14px}.legend i{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:5px;vertical-align:-1px}
 </style></head><body>
 `
-}
-
-func peersOf(servers []string) []string {
-	if !slices.Contains(servers, "turnstile") {
-		return nil
-	}
-	var out []string
-	for _, s := range servers {
-		if s != "turnstile" {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // series is one line of a chart.
@@ -313,9 +299,9 @@ func throughputChart(results []Result, servers []string, sc string) string {
 	return lineChart("throughput over time", "seconds into the run", unit, ss, niceTicks(0, xMax, 6), yt, 0, xMax, 0, yt[len(yt)-1].v)
 }
 
-// ratioChart draws one horizontal bar per metric: turnstile's advantage
-// over peer (above 1: better), on a log2 axis from 1/8 to 8.
-func ratioChart(summary []Result, peer string) string {
+// ratioChart draws one horizontal bar per metric: rc.num's advantage over
+// rc.den (above 1: better), on a log2 axis from 1/8 to 8.
+func ratioChart(summary []Result, rc ratioColumn) string {
 	type bar struct {
 		label string
 		adv   float64
@@ -335,11 +321,11 @@ func ratioChart(summary []Result, peer string) string {
 		return Metric{}, false
 	}
 	for _, r := range summary {
-		if r.Server != "turnstile" {
+		if r.Server != rc.num {
 			continue
 		}
 		for _, m := range r.Metrics {
-			o, ok := find(peer, r.Scenario, m.Name)
+			o, ok := find(rc.den, r.Scenario, m.Name)
 			if !ok || o.Value <= 0 || m.Value <= 0 || m.Unit == "" || m.Unit == "%" {
 				continue
 			}
@@ -357,8 +343,8 @@ func ratioChart(summary []Result, peer string) string {
 	scale := (w - ml - mr) / 2 / 3 // log2: 3 = 8×
 	var b strings.Builder
 	esc := html.EscapeString
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %.0f %.0f" style="flex:0 1 %.0fpx" role="img" aria-label="turnstile vs %s">`, w, h, w, esc(peer))
-	fmt.Fprintf(&b, `<text x="8" y="20" font-size="14" font-weight="600" fill="#111827">turnstile ÷ %s</text>`, esc(peer))
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %.0f %.0f" style="flex:0 1 %.0fpx" role="img" aria-label="%s vs %s">`, w, h, w, esc(rc.num), esc(rc.den))
+	fmt.Fprintf(&b, `<text x="8" y="20" font-size="14" font-weight="600" fill="#111827">%s ÷ %s</text>`, esc(rc.num), esc(rc.den))
 	for _, k := range []float64{0.125, 0.25, 0.5, 1, 2, 4, 8} {
 		x := mid + math.Log2(k)*scale
 		label := fmt.Sprintf("%g×", k)
@@ -380,8 +366,8 @@ func ratioChart(summary []Result, peer string) string {
 			x, wd, color = mid+l, -l, "#dc2626"
 		}
 		fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" font-size="11" text-anchor="end" fill="#374151">%s</text>`, ml-8, y+12, esc(br.label))
-		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s: turnstile/%s = %.2f×</title></rect>`,
-			x, y+3, math.Max(wd, 1), row-6, color, esc(br.label), esc(peer), br.raw)
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s: %s = %.2f×</title></rect>`,
+			x, y+3, math.Max(wd, 1), row-6, color, esc(br.label), esc(rc.label), br.raw)
 		fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" font-size="11" fill="#374151">%.2f×</text>`, w-mr+6, y+12, br.adv)
 	}
 	b.WriteString("</svg>\n")
@@ -389,15 +375,15 @@ func ratioChart(summary []Result, peer string) string {
 }
 
 // metricTable is the text table's rows of one scenario, in HTML.
-func metricTable(summary []Result, servers, peers []string, sc string) string {
+func metricTable(summary []Result, servers []string, peers []ratioColumn, sc string) string {
 	var b strings.Builder
 	esc := html.EscapeString
 	b.WriteString("<table><tr><th>metric</th><th>unit</th>")
 	for _, s := range servers {
 		fmt.Fprintf(&b, "<th style=\"color:%s\">%s</th>", colorOf(s), esc(s))
 	}
-	for _, p := range peers {
-		fmt.Fprintf(&b, "<th>turnstile/%s</th>", esc(p))
+	for _, rc := range peers {
+		fmt.Fprintf(&b, "<th>%s</th>", esc(rc.label))
 	}
 	b.WriteString("</tr>\n")
 	vals := map[string]map[string]Metric{}
@@ -426,8 +412,8 @@ func metricTable(summary []Result, servers, peers []string, sc string) string {
 			unit = m.Unit
 			fmt.Fprintf(&cells, "<td>%s</td>", formatValue(m.Value))
 		}
-		for _, p := range peers {
-			t, o := vals[n]["turnstile"], vals[n][p]
+		for _, rc := range peers {
+			t, o := vals[n][rc.num], vals[n][rc.den]
 			cls := ""
 			if t.Name != "" && o.Name != "" && o.Value != 0 && t.Value != o.Value && t.Unit != "" {
 				if (t.Value > o.Value) != t.LowerBetter {

@@ -159,3 +159,31 @@ func near(v uint32, c uint8) bool {
 	d := int(v) - int(c)
 	return d > -24 && d < 24
 }
+
+// TestHTMLReportPairsCompression: with compressed runs in the report, each
+// chart and ratio column sets like against like, as the text table does
+// (a compressing peer against compressing turnstile, turnstile+deflate
+// against turnstile), never plain turnstile against a compressed run.
+func TestHTMLReportPairsCompression(t *testing.T) {
+	var results []Result
+	for _, r := range sampleResults() {
+		results = append(results, r)
+		r.Server += deflateSuffix
+		results = append(results, r)
+	}
+	servers := []string{"turnstile", "turnstile" + deflateSuffix, "gorilla", "gorilla" + deflateSuffix}
+	cfg := DefaultConfig()
+	cfg.Scenarios, cfg.Servers, cfg.Repeat = []string{"connect", "fanout"}, servers, 2
+	page := renderHTML(&cfg, results, servers, nil, time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	for _, want := range []string{"turnstile ÷ gorilla<", "turnstile+deflate ÷ gorilla+deflate<", "turnstile+deflate ÷ turnstile<",
+		"<th>turnstile/gorilla</th>", "<th>turnstile+deflate/gorilla+deflate</th>", "<th>turnstile+deflate/turnstile</th>"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"turnstile ÷ turnstile+deflate", "turnstile ÷ gorilla+deflate", "turnstile/gorilla+deflate", "turnstile/turnstile+deflate"} {
+		if strings.Contains(page, bad) {
+			t.Errorf("report sets unlike runs against each other: %q", bad)
+		}
+	}
+}
