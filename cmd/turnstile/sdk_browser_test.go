@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -418,5 +419,46 @@ func TestBrowserRefusedUpgrade(t *testing.T) {
 	}
 	if w := b.events(0, "e.kind === 'welcome'"); len(w) != 0 {
 		t.Fatalf("admitted from a refused Origin: %+v", w)
+	}
+}
+
+// TestBrowserCompression: Chromium against the binary with -compression on.
+// Chromium offers permessage-deflate with client_max_window_bits and
+// compresses everything it sends once the extension is granted, so the
+// page's subscribe command arrives compressed; pushes above
+// -compression-min-bytes leave compressed (one frame per publish); both
+// ways the data comes through exactly and the page logs no error.
+func TestBrowserCompression(t *testing.T) {
+	s := startBinary(t, "-compression", "on", "-compression-min-bytes", "64")
+	b := openDemo(t, s, "")
+	b.connectDemo()
+	if m := s.metrics(t); !strings.Contains(m, "turnstile_compressed_connections 1\n") {
+		t.Fatalf("Chromium's connection did not negotiate permessage-deflate:\n%s", grepLines(m, "turnstile_compressed_connections"))
+	}
+	if e := b.subscribeDemo("news"); e.Offset == nil {
+		t.Fatalf("subscribed %+v: the compressed subscribe command was not understood", e)
+	}
+	big := `"` + strings.Repeat("a compressible notification body, ", 600) + `"` // ~20 KiB, fragmented by nobody: one frame
+	for _, p := range []struct{ body, channel, data string }{
+		{`{"user":"maggie","data":"short"}`, "", `"short"`}, // below the threshold: plain
+		{`{"user":"maggie","data":` + big + `}`, "", big},
+		{`{"channel":"news","data":` + big + `}`, "news", big},
+		{`{"broadcast":true,"data":{"n":1,"pad":` + big + `}}`, "", `{"n":1,"pad":` + big + `}`},
+	} {
+		m := b.mark()
+		if n := s.Publish(t, p.body); n != 1 {
+			t.Fatalf("publish reached %d connections, want the page's 1", n)
+		}
+		e := b.waitEvent(m, "e.kind === 'message'", 20*time.Second)
+		var got, want any
+		if json.Unmarshal(e.Data, &got) != nil || json.Unmarshal([]byte(p.data), &want) != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("message of %d bytes arrived as %d bytes: %.80s…", len(p.data), len(e.Data), e.Data)
+		}
+		if e.Channel != p.channel && !(p.channel == "" && strings.HasPrefix(e.Channel, "#")) {
+			t.Fatalf("message on channel %q, want %q", e.Channel, p.channel)
+		}
+	}
+	if st := b.stats(); len(st.ConsoleErrors) > 0 || len(st.PageErrors) > 0 {
+		t.Fatalf("console errors %q, page errors %q", st.ConsoleErrors, st.PageErrors)
 	}
 }
