@@ -82,7 +82,7 @@ func (l *loop) refuse(c *Conn, t cmdType, id cmdID, code, reason string) {
 // code and reason. personal reports the connection's own "#<user>".
 func (l *loop) checkChannel(c *Conn, channel []byte) (personal bool, code, reason string) {
 	if len(channel) > 0 && channel[0] == '#' {
-		if string(channel[1:]) == c.user {
+		if string(channel) == c.personal {
 			return true, "", ""
 		}
 		return false, codeForbidden, reasonOtherUser
@@ -175,7 +175,7 @@ func (l *loop) refresh(c *Conn, cmd *command) {
 func (l *loop) refreshed(c *Conn, id cmdID, claims ticket.Claims, err error) {
 	// Bound like an upgrade's ticket (DESIGN 1.7): one issued to a page
 	// refreshes only a connection opened from that page's Origin.
-	if err != nil || claims.Subject != c.user || (claims.Origin != "" && claims.Origin != c.origin) {
+	if err != nil || claims.Subject != c.User() || (claims.Origin != "" && claims.Origin != c.origin) {
 		l.counters.refreshes[resultError].Add(1)
 		l.refuse(c, cmdRefresh, id, codeForbidden, reasonRefreshBad)
 		return

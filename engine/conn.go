@@ -24,7 +24,9 @@ const (
 type Conn struct {
 	gc   gnet.Conn
 	loop *loop
-	user string
+	// personal is the connection's personal channel, "#<user>"; the user
+	// is personal[1:], so one copy of the name serves both.
+	personal string
 	// seq numbers the connection on its loop; its id, "<node>.<loop>.<seq>"
 	// in base36, is formatted when asked for (appendID), not kept.
 	seq uint64
@@ -77,7 +79,12 @@ func (c *Conn) fragLen() int {
 
 // User is the authenticated user (the ticket's subject). Safe from any
 // goroutine: it never changes after the upgrade.
-func (c *Conn) User() string { return c.user }
+func (c *Conn) User() string {
+	if c.personal == "" {
+		return "" // not upgraded
+	}
+	return c.personal[1:]
+}
 
 // ID is the connection's opaque, unique id, as sent in the welcome. Safe
 // from any goroutine: it never changes after the upgrade.

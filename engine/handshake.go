@@ -114,6 +114,7 @@ type handshakeScratch struct {
 	ticketOK  bool // the URI held a well-formed ticket, copied to ticket
 	asyncHandshake
 	claims   ticket.Claims
+	personal string // "#" + claims.Subject, of which Subject is the tail (the redeem hook)
 	reserved bool   // holds a MaxConns slot
 	since    []byte // the URI's since=<offset>:<epoch>, checked; valid until Discard
 	binding         // Origin and Sec-WebSocket-Protocol, for DESIGN 1.7 (binding.go)
@@ -201,8 +202,10 @@ func (l *loop) newUpgrader() ws.Upgrader {
 			// What outlives the handshake is copied (the quota's key, the
 			// connection's user and grants): the claims' strings may point
 			// into the ticket store's arena (ticket.Map), where one string
-			// kept for a connection's life holds its whole 4 KiB chunk.
-			claims.Subject = strings.Clone(claims.Subject)
+			// kept for a connection's life holds its whole 4 KiB chunk. The
+			// user's copy is the personal channel's name without its '#'.
+			l.hs.personal = PersonalChannel(claims.Subject)
+			claims.Subject = l.hs.personal[1:]
 			claims.Channels = cloneStrings(claims.Channels)
 			if l.srv.quota.m != nil && !l.srv.quota.take(l.quota, claims.Subject) {
 				return nil, errRejectUserMax
@@ -265,13 +268,13 @@ func (l *loop) admit(c *Conn, hdr []byte) (RejectReason, bool) {
 		if l.hs.reserved {
 			l.srv.openConns.Add(-1)
 		}
-		l.hs.claims = ticket.Claims{}
+		l.hs.claims, l.hs.personal = ticket.Claims{}, ""
 		return rejectionFor(err), false
 	}
 	if !l.hs.reserved {
 		l.srv.openConns.Add(1)
 	}
-	c.user = l.hs.claims.Subject
+	c.personal = l.hs.personal
 	if l.hs.deflate {
 		c.deflate = true
 		l.srv.deflateConns.Add(1)
@@ -283,7 +286,7 @@ func (l *loop) admit(c *Conn, hdr []byte) (RejectReason, bool) {
 	if exp := l.hs.claims.SessionExpires; !exp.IsZero() {
 		c.expires = sessionEnd(l.srv.now(), time.Until(exp))
 	}
-	l.hs.claims = ticket.Claims{}
+	l.hs.claims, l.hs.personal = ticket.Claims{}, ""
 	l.nextID++
 	c.seq = l.nextID
 	return 0, true

@@ -368,10 +368,10 @@ func TestAdmitCopiesClaims(t *testing.T) {
 	if _, ok := l.admit(c, []byte(upgradeRequest("/ws", benchGood, ""))); !ok {
 		t.Fatal("upgrade refused")
 	}
-	if c.user != "maggie" || len(c.grants) != 1 || c.grants[0] != "news" {
-		t.Fatalf("user %q, grants %q", c.user, c.grants)
+	if c.User() != "maggie" || len(c.grants) != 1 || c.grants[0] != "news" {
+		t.Fatalf("user %q, grants %q", c.User(), c.grants)
 	}
-	if unsafe.StringData(c.user) == &st.buf[0] || unsafe.StringData(c.grants[0]) == &st.buf[6] {
+	if unsafe.StringData(c.User()) == &st.buf[0] || unsafe.StringData(c.grants[0]) == &st.buf[6] {
 		t.Fatal("the connection kept the store's strings, not copies")
 	}
 	s.quota.m.Range(func(user string, _ int32) bool {

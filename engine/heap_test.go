@@ -23,13 +23,14 @@ const heapClientEnv = "TURNSTILE_ENGINE_HEAP_CLIENT"
 
 // Budgets of TestHeapPerConn, Go heap per idle connection of the whole
 // server process (engine, gnet and the embedded broker), measured at
-// 865 B (10k connections) to 902 B (2k), TCP only 583 to 601 B. Where an
+// 850 B (10k connections) to 891 B (2k), TCP only 583 to 601 B. Where an
 // authenticated connection's bytes go (heap profile, 10k connections):
 // Conn 192; gnet's conn, its two net.Addrs and its connection matrix ~375
 // (gnet's inbound and outbound buffers are released when empty, so an
 // idle connection holds none); the personal channel ~280: the loop's
 // loopChan 80 and map entry ~45, both sides of the subscription index 40,
-// the node's route 24 and its xsync entry ~40, its name 16, and the
+// the node's route 24 and its xsync entry ~40, its name 16 (which is
+// also the user's only copy: the user is the name without its '#'), and the
 // embedded broker's count of it ~35 (no channel state: it never had a
 // message). The connection id is formatted when needed, not kept.
 const (

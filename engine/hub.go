@@ -134,7 +134,7 @@ func (h *hub) acquire(ctx context.Context, channel string) error {
 func (h *hub) release(channels []string) {
 	if h.inProcess {
 		for _, ch := range channels {
-			_ = h.broker.Unsubscribe(context.Background(), ch)
+			h.releaseInProcess(ch)
 		}
 		return
 	}
@@ -156,6 +156,12 @@ func (h *hub) release(channels []string) {
 		ns.mu.Unlock()
 		h.unpin(ch, ns)
 	}
+}
+
+// releaseInProcess is release of one channel for an in-process broker,
+// which counts the subscriptions itself; on the loop.
+func (h *hub) releaseInProcess(channel string) {
+	_ = h.broker.Unsubscribe(context.Background(), channel)
 }
 
 func (h *hub) pin(channel string) *nodeSub {

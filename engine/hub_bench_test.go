@@ -25,7 +25,7 @@ func (s *sinkConn) OutboundBuffered() int       { return 0 }
 func hubLoop(tb testing.TB, n int) *loop {
 	l := benchLoop(tb)
 	for i := range n {
-		c := &Conn{gc: &sinkConn{}, loop: l, phase: phaseOpen, user: "user-" + strconv.Itoa(i/2)}
+		c := &Conn{gc: &sinkConn{}, loop: l, phase: phaseOpen, personal: PersonalChannel("user-" + strconv.Itoa(i/2))}
 		l.add(c)
 	}
 	return l
@@ -68,7 +68,7 @@ func BenchmarkPublishUser(b *testing.B) {
 	data := []byte(`{"n":1}`)
 	l := hubLoop(b, 10000)
 	for _, c := range l.conns {
-		subscribeNow(l, c, PersonalChannel(c.user))
+		subscribeNow(l, c, c.personal)
 	}
 	var offset uint64
 	b.ReportAllocs()

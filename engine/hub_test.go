@@ -128,7 +128,7 @@ func TestHubIndexRemoveOrders(t *testing.T) {
 			if i == 3 {
 				user = "b"
 			}
-			cs[i] = &Conn{gc: &sinkConn{}, loop: l, phase: phaseOpen, user: user}
+			cs[i] = &Conn{gc: &sinkConn{}, loop: l, phase: phaseOpen, personal: PersonalChannel(user)}
 			l.add(cs[i])
 			subscribeNow(l, cs[i], "#"+user)
 			subscribeNow(l, cs[i], "news")
@@ -140,7 +140,7 @@ func TestHubIndexRemoveOrders(t *testing.T) {
 			delete(left, cs[i])
 			wantA, wantB := 0, 0
 			for c := range left {
-				if c.user == "a" {
+				if c.User() == "a" {
 					wantA++
 				} else {
 					wantB++

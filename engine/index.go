@@ -108,9 +108,11 @@ func (l *loop) removeSub(c *Conn, i int) (lc *loopChan, wasPending bool) {
 }
 
 // removeAllSubs drops every subscription of c (from OnClose) and releases
-// the node's broker subscriptions they held, off the loop.
+// the node's broker subscriptions they held: at once with an in-process
+// broker, else off the loop, all in one goroutine.
 func (l *loop) removeAllSubs(c *Conn) {
 	var release []string
+	inProcess := l.srv.hub.inProcess
 	for len(c.subs) > 0 {
 		lc, pending := l.removeSub(c, len(c.subs)-1)
 		if pending {
@@ -119,6 +121,10 @@ func (l *loop) removeAllSubs(c *Conn) {
 				ps.cancelled = true
 				delete(l.pend, pendKey{c, lc})
 			}
+			continue
+		}
+		if inProcess {
+			l.srv.hub.releaseInProcess(lc.name)
 			continue
 		}
 		release = append(release, lc.name)

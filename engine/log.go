@@ -27,7 +27,7 @@ func (cl *closeLog) conn(c *Conn, r CloseReason) {
 	}
 	if ok, suppressed := cl.limiter[r].Allow(time.Now()); ok {
 		cl.l.Info("connection closed", "reason", r.String(), "code", int(r.Code()),
-			"user", c.user, "conn", c.ID(), "remote", c.gc.RemoteAddr().String(),
+			"user", c.User(), "conn", c.ID(), "remote", c.gc.RemoteAddr().String(),
 			"suppressed_since_last", suppressed)
 	}
 }

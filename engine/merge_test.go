@@ -59,7 +59,7 @@ func TestPendingMerge(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			l := benchLoop(t)
 			cc := &captureConn{}
-			c := &Conn{gc: cc, loop: l, phase: phaseOpen, user: "u"}
+			c := &Conn{gc: cc, loop: l, phase: phaseOpen, personal: "#u"}
 			l.add(c)
 			lc := l.addSub(c, "news")
 			ps := &pendingSub{ids: []cmdID{{n: 1, ok: true}}}
@@ -91,7 +91,7 @@ func TestPendingMerge(t *testing.T) {
 func TestPendingOverflowCloses(t *testing.T) {
 	l := benchLoop(t)
 	cc := &captureConn{}
-	c := &Conn{gc: cc, loop: l, phase: phaseOpen, user: "u"}
+	c := &Conn{gc: cc, loop: l, phase: phaseOpen, personal: "#u"}
 	l.add(c)
 	lc := l.addSub(c, "news")
 	ps := &pendingSub{ids: []cmdID{{n: 1, ok: true}}}
@@ -119,7 +119,7 @@ func TestPendingOverflowCloses(t *testing.T) {
 func TestUnsubscribeWhilePending(t *testing.T) {
 	l := benchLoop(t)
 	cc := &captureConn{}
-	c := &Conn{gc: cc, loop: l, phase: phaseOpen, user: "u", grants: []string{"*"}}
+	c := &Conn{gc: cc, loop: l, phase: phaseOpen, personal: "#u", grants: []string{"*"}}
 	l.add(c)
 	lc := l.addSub(c, "news")
 	ps := &pendingSub{ids: []cmdID{{n: 1, ok: true}}}

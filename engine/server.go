@@ -346,7 +346,7 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 			h.s.deflateConns.Add(-1)
 		}
 		if h.s.quota.m != nil {
-			h.s.quota.give(c.loop.quota, c.user)
+			h.s.quota.give(c.loop.quota, c.User())
 		}
 		c.loop.counters.closes[c.closeReason].Add(1)
 		h.s.closeLog.conn(c, c.closeReason)

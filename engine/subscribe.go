@@ -59,7 +59,7 @@ func (l *loop) startSub(c *Conn, channel string, id cmdID, since *broker.Positio
 // the welcome is ready at once and leaves in one write after head, the
 // 101; else head is written now and the welcome follows from finishSub.
 func (l *loop) welcome(c *Conn, head []byte, since *broker.Position) {
-	channel := PersonalChannel(c.user)
+	channel := c.personal
 	h := l.srv.hub
 	if h.inProcess {
 		lc := l.addSub(c, channel)
@@ -177,7 +177,7 @@ func (l *loop) finishSub(c *Conn, lc *loopChan, ps *pendingSub, res subResult) {
 	missed := len(res.history)
 	if ps.personal {
 		var id [64]byte
-		l.body = appendWelcome(l.body[:0], c.user, c.appendID(id[:0]), lc.name, pos, res.rec, missed)
+		l.body = appendWelcome(l.body[:0], c.User(), c.appendID(id[:0]), lc.name, pos, res.rec, missed)
 	} else {
 		l.body = appendSubscribed(l.body[:0], ps.ids[0], lc.name, pos, res.rec, missed)
 	}
