@@ -397,6 +397,45 @@ func TestRefresh(t *testing.T) {
 	}
 }
 
+// disconnectHook calls before ahead of its broker's Disconnect: what happens
+// on the node between the local pass and the broker's delivery back.
+type disconnectHook struct {
+	broker.Broker
+	before func()
+}
+
+func (h *disconnectHook) Disconnect(ctx context.Context, d broker.Disconnect) error {
+	h.before()
+	return h.Broker.Disconnect(ctx, d)
+}
+
+// TestDisconnectSparesAReconnect: a user's client closed by /disconnect
+// that comes back before the broker's delivery of the same disconnect
+// returns to this node stays connected: the delivery names this node as
+// its origin and is ignored here. Another node's delivery still closes.
+func TestDisconnectSparesAReconnect(t *testing.T) {
+	mem, err := broker.NewMemory(broker.MemoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := &disconnectHook{Broker: mem}
+	s, st := startServer(t, Config{Broker: hook})
+	old := connectCh(t, s, st, grants("maggie"), "")
+	var back *chClient
+	hook.before = func() { back = connectCh(t, s, st, grants("maggie"), "") }
+	if n, err := s.Disconnect(context.Background(), broker.Disconnect{User: "maggie"}); err != nil || n != 1 {
+		t.Fatalf("disconnect maggie: %d %v", n, err)
+	}
+	expectClose(t, old.br, closeDisconnected)
+	if n := s.PublishCount("maggie", []byte(`"still here"`)); n != 1 {
+		t.Fatalf("publish to maggie reached %d connections, want the one that came back", n)
+	}
+	back.expectMessage(PersonalChannel("maggie"), 1, `"still here"`)
+	// The same disconnect delivered from another node closes it.
+	s.hub.HandleDisconnect(broker.Disconnect{User: "maggie", Origin: "another-node"})
+	expectClose(t, back.br, closeDisconnected)
+}
+
 // Disconnect closes with 4001 by user or by connection id.
 func TestDisconnect(t *testing.T) {
 	s, st := startServer(t, Config{})

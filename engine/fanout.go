@@ -64,9 +64,10 @@ func (s *Server) BroadcastAll(ctx context.Context, data []byte) (int, error) {
 // Safe from any goroutine except an event loop: it waits for the loops.
 //
 // This node's connections are closed first (and counted), then the broker
-// tells every node; its delivery back to this node finds them closed. If
-// the broker fails, the local ones are closed all the same and the error
-// says the others may not be: a retry is harmless.
+// tells every node; its delivery back to this node, marked with this
+// node's id as Origin, is ignored, so a client that reconnected meanwhile
+// stays. If the broker fails, the local ones are closed all the same and
+// the error says the others may not be: a retry is harmless.
 func (s *Server) Disconnect(ctx context.Context, d broker.Disconnect) (int, error) {
 	counts := make(chan int, len(s.loopList()))
 	asked := s.disconnectLocal(d, counts)
@@ -82,6 +83,7 @@ wait:
 			break wait
 		}
 	}
+	d.Origin = s.nodeID
 	if err := s.hub.broker.Disconnect(ctx, d); err != nil {
 		return total, err
 	}

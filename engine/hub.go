@@ -233,9 +233,13 @@ func (h *hub) HandleBroadcast(data []byte) {
 	}
 }
 
-// HandleDisconnect closes the named connections on this node with 4001.
+// HandleDisconnect closes the named connections on this node with 4001,
+// unless this node asked for it (Server.Disconnect closed them already).
 // Called by the broker; it never blocks.
 func (h *hub) HandleDisconnect(d broker.Disconnect) {
+	if d.Origin != "" && d.Origin == h.srv.nodeID {
+		return
+	}
 	h.srv.disconnectLocal(d, nil)
 }
 

@@ -48,9 +48,15 @@ type PublishResult struct {
 
 // Disconnect names connections to close on every node: all of User's, or
 // the one connection Conn (a welcome's "conn"). Exactly one is set.
+//
+// Origin, when set, is the node that asked: it closed its own connections
+// before it asked the broker, so the handler there ignores the delivery.
+// Else a client that came back on that node between the two would be
+// closed a second time.
 type Disconnect struct {
-	User string
-	Conn string
+	User   string
+	Conn   string
+	Origin string
 }
 
 // Handler is the node-local receiver of what the broker delivers: the

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -281,10 +282,16 @@ func TestBroadcastAndDisconnectReachEveryNode(t *testing.T) {
 	if err := a.Disconnect(ctx, broker.Disconnect{Conn: "0.1"}); err != nil {
 		t.Fatal(err)
 	}
+	// The node that asks names itself, so that it can ignore its own
+	// delivery; the user's name may hold anything, a newline too.
+	if err := a.Disconnect(ctx, broker.Disconnect{User: "bob\nx", Origin: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	want := []broker.Disconnect{{User: "maggie"}, {Conn: "0.1"}, {User: "bob\nx", Origin: "n1"}}
 	for _, r := range []*recorder{ra, rb} {
-		r.waitFor(t, "broadcast and disconnects", func() bool { return len(r.bcasts) == 1 && len(r.discs) == 2 })
-		if r.bcasts[0] != `{"hello":1}` || r.discs[0].User != "maggie" || r.discs[1].Conn != "0.1" {
-			t.Fatalf("got %q %+v", r.bcasts, r.discs)
+		r.waitFor(t, "broadcast and disconnects", func() bool { return len(r.bcasts) == 1 && len(r.discs) == 3 })
+		if r.bcasts[0] != `{"hello":1}` || !slices.Equal(r.discs, want) {
+			t.Fatalf("got %q %+v, want %+v", r.bcasts, r.discs, want)
 		}
 	}
 }
@@ -497,7 +504,7 @@ func TestPublishRefusesBadInput(t *testing.T) {
 	if _, err := a.Publish(ctx, "c", []byte(`1`), broker.PublishOptions{IdempotencyKey: long}); !errors.Is(err, broker.ErrIdempotencyKeyTooLong) {
 		t.Errorf("long key: %v", err)
 	}
-	for _, d := range []broker.Disconnect{{}, {User: "u", Conn: "c"}} {
+	for _, d := range []broker.Disconnect{{}, {User: "u", Conn: "c"}, {User: "u", Origin: "a\nb"}} {
 		if err := a.Disconnect(ctx, d); !errors.Is(err, broker.ErrBadDisconnect) {
 			t.Errorf("disconnect %+v: %v", d, err)
 		}

@@ -57,14 +57,19 @@ func (b *Broker) Broadcast(ctx context.Context, data []byte) error {
 	return b.control(ctx, "b"+string(data))
 }
 
-// Disconnect publishes d on the control channel. Safe for concurrent use;
-// blocks on Redis.
+// Disconnect publishes d on the control channel: "c<conn>", "u<user>",
+// or "U<origin>\n<user>" when d names its Origin (node ids never hold a
+// newline). A connection's Origin is not sent: its id is unique, so the
+// delivery back to the origin cannot close another connection. Safe for
+// concurrent use; blocks on Redis.
 func (b *Broker) Disconnect(ctx context.Context, d broker.Disconnect) error {
-	if (d.User == "") == (d.Conn == "") {
+	switch {
+	case (d.User == "") == (d.Conn == "") || strings.Contains(d.Origin, "\n"):
 		return broker.ErrBadDisconnect
-	}
-	if d.Conn != "" {
+	case d.Conn != "":
 		return b.control(ctx, "c"+d.Conn)
+	case d.Origin != "":
+		return b.control(ctx, "U"+d.Origin+"\n"+d.User)
 	}
 	return b.control(ctx, "u"+d.User)
 }

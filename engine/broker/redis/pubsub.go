@@ -251,6 +251,11 @@ func (s *shard) handle(h broker.Handler, m rueidis.PubSubMessage) {
 		case 'u':
 			h.HandleDisconnect(broker.Disconnect{User: arg})
 			return
+		case 'U':
+			if origin, user, ok := strings.Cut(arg, "\n"); ok && origin != "" && user != "" {
+				h.HandleDisconnect(broker.Disconnect{User: user, Origin: origin})
+				return
+			}
 		case 'c':
 			h.HandleDisconnect(broker.Disconnect{Conn: arg})
 			return
