@@ -21,9 +21,12 @@ func wireFor(name string) string {
 }
 
 // centrifugeScenarios are the scenarios the load client runs against the
-// centrifuge peer. channels needs client-side subscribe commands and
-// storm turnstile's /disconnect and history: neither is spoken to it.
-var centrifugeScenarios = []string{"connect", "reject", "fanout", "echo", "churn"}
+// centrifuge peer: all of them. Its channels are subscribed with its own
+// subscribe command, recovering with its own recovery (the missed
+// publications come in the subscribe reply); its storm drops the clients
+// from their side, as the other peers', since the peer has no
+// /disconnect.
+var centrifugeScenarios = []string{"connect", "reject", "fanout", "echo", "churn", "channels", "storm"}
 
 // unsupported says why the named server does not run scenario sc, or "".
 func unsupported(name, sc string) string {
@@ -35,29 +38,45 @@ func unsupported(name, sc string) string {
 
 // centrifugeMessage takes one WebSocket message from a centrifuge server:
 // one reply or push a line. Pings are answered; the connect reply is the
-// welcome; publications and async messages (echoes) go on to onPayload
-// as their data alone, as a turnstile message's data would; the bytes on
-// the wire are shared out over the lines.
+// welcome; a subscribe reply counts the subscription (channels) or is the
+// storm's subscribed answer, its recovered publications taken one by one;
+// publications and async messages (echoes) go on to onPayload as their
+// data alone, as a turnstile message's data would, except in the storm,
+// which checks their offsets. The bytes on the wire are shared out over
+// the lines.
 func (w *worker) centrifugeMessage(c *wsconn, op byte, msg []byte, rx received, now int64) {
-	cwire.Each(msg, func(l []byte) {
+	cwire.Each(msg, func(b []byte) {
 		if c.state == stClosed {
 			return // closed by a line before (churn)
 		}
-		k, _, data := cwire.Parse(l)
+		l := cwire.Parse(b)
 		part := rx
-		part.wire = rx.wire * (len(l) + 1) / (len(msg) + 1)
+		part.wire = rx.wire * (len(b) + 1) / (len(msg) + 1)
 		switch {
-		case k == cwire.Ping:
+		case l.Kind == cwire.Ping:
 			w.eng.send(c, opText, cwire.Pong, now)
-		case k == cwire.Error:
+		case l.Kind == cwire.Error:
 			w.res.addError(errCentrifugeReply)
 		case !c.welcome:
-			if k != cwire.ConnectReply {
+			if l.Kind != cwire.ConnectReply {
 				w.res.addError(errNoWelcome)
 			}
-			w.onPayload(c, op, l, part, now)
-		case k == cwire.Publication, k == cwire.Message:
-			w.onPayload(c, op, data, part, now)
+			w.onPayload(c, op, b, part, now)
+		case l.Kind == cwire.SubscribeReply && w.storm != nil:
+			var recovered *bool
+			if l.Recovering {
+				recovered = &l.Recovered
+			}
+			w.stormSubscribed(c, int64(l.Top()), l.Epoch, recovered, now)
+			for _, p := range l.Pubs {
+				w.stormPublication(c, int64(p.Offset), p.Data, now)
+			}
+		case l.Kind == cwire.SubscribeReply:
+			w.res.Subscribed++
+		case l.Kind == cwire.Publication && w.storm != nil:
+			w.stormPublication(c, int64(l.Offset), l.Data, now)
+		case l.Kind == cwire.Publication, l.Kind == cwire.Message:
+			w.onPayload(c, op, l.Data, part, now)
 		}
 	})
 }

@@ -64,15 +64,55 @@ func TestCentrifugeRun(t *testing.T) {
 	}
 }
 
+// TestCentrifugeChannelsAndStorm: the same two servers in the scenarios
+// that need a client's own subscribes and recovery: channels (each
+// connection subscribes to one of 7, every message delivered) and storm
+// (every client dropped, back with a fresh ticket, resubscribed from its
+// last position, what was published meanwhile recovered exactly once).
+// Centrifuge recovers through its own subscribe reply, which carries the
+// missed publications; turnstile replays them after its subscribed reply.
+func TestCentrifugeChannelsAndStorm(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the epoll client needs Linux")
+	}
+	bin := buildServers(t, "centrifuge")
+	cfg := DefaultConfig()
+	cfg.Servers, cfg.BinDir = []string{"turnstile", "centrifuge"}, bin
+	cfg.Scenarios = []string{"channels", "storm"}
+	cfg.Conns, cfg.InFlight, cfg.Sources, cfg.Channels = 120, 32, 4, 7
+	cfg.Messages, cfg.Interval, cfg.StormMissed = 5, 30*time.Millisecond, 3
+	cfg.Timeout, cfg.LogDir = 60*time.Second, t.TempDir()
+	results, table, _ := runResults(t, cfg, nil)
+	if len(results) != 4 {
+		t.Fatalf("%d results, want 4:\n%s", len(results), table)
+	}
+	for _, r := range results {
+		if len(r.Errors) > 0 {
+			t.Errorf("%s %s: errors %v", r.Server, r.Scenario, r.Errors)
+		}
+		want := map[string]float64{"delivered": 100}
+		if r.Scenario == "storm" {
+			want = map[string]float64{"clients": 120, "back": 120, "failed": 0, "messages missed": 0, "duplicates": 0, "not recovered": 0}
+		}
+		for name, v := range want {
+			if got := metric(t, r, name); got != v {
+				t.Errorf("%s %s: %s = %v, want %v", r.Server, r.Scenario, name, got, v)
+			}
+		}
+	}
+	if !strings.Contains(table, "turnstile/centrifuge") {
+		t.Errorf("table lacks the turnstile/centrifuge ratio:\n%s", table)
+	}
+	t.Logf("\n%s", table)
+}
+
 func TestCentrifugeUnsupported(t *testing.T) {
-	for _, sc := range []string{"connect", "reject", "fanout", "echo", "churn"} {
+	for _, sc := range []string{"connect", "reject", "fanout", "echo", "churn", "channels", "storm"} {
 		if why := unsupported("centrifuge", sc); why != "" {
 			t.Errorf("centrifuge %s: %s", sc, why)
 		}
 	}
-	for _, sc := range []string{"channels", "storm"} {
-		if unsupported("centrifuge", sc) == "" || unsupported("turnstile", sc) != "" || unsupported("gorilla", sc) != "" {
-			t.Errorf("%s: centrifuge %q, turnstile %q", sc, unsupported("centrifuge", sc), unsupported("turnstile", sc))
-		}
+	if unsupported("centrifuge", "nonesuch") == "" {
+		t.Error("an unknown scenario is not refused for centrifuge")
 	}
 }

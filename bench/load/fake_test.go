@@ -29,6 +29,9 @@ type fakeServer struct {
 	next             atomic.Int64
 	disconnects      atomic.Int64
 	loseHistory      bool // answer every since with recovered:false
+	// dropAgain: this many clients that resubscribe with since are closed
+	// once more (4001) after their replay, as a close racing a return.
+	dropAgain atomic.Int64
 }
 
 type fakeConn struct {
@@ -204,6 +207,11 @@ func (f *fakeServer) serveConn(nc net.Conn) {
 			f.write(nc, fc, ws.OpText, m)
 		}
 		fc.subs[cmd.Channel] = true
+		if cmd.Since != nil && f.dropAgain.Add(-1) >= 0 {
+			f.write(nc, fc, ws.OpClose, ws.NewCloseFrameBody(4001, "disconnected"))
+			nc.Close()
+			delete(f.conns, nc)
+		}
 		f.mu.Unlock()
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/turnstile-push/turnstile/bench/load/cwire"
 )
 
 // The storm scenario: every connection subscribed, all dropped at once,
@@ -37,7 +39,8 @@ type stormJob struct {
 // stormStats is what a worker counted of the storm. Times are Unix ns.
 type stormStats struct {
 	Reconnects   int64     `json:"reconnects"`    // dials after the drop
-	Back         int64     `json:"back"`          // clients back (and recovered) after the drop
+	Back         int64     `json:"back"`          // clients back (and recovered) after the drop, and not dropped again since
+	Redropped    int64     `json:"redropped"`     // times a client that was back was dropped again
 	NotRecovered int64     `json:"not_recovered"` // resubscribes answered recovered:false
 	Lost         int64     `json:"lost"`          // clients that gave up after stormMaxTries
 	Retries      int64     `json:"retries"`       // failed reconnect attempts retried
@@ -51,6 +54,7 @@ type stormStats struct {
 func (s *stormStats) merge(o *stormStats) {
 	s.Reconnects += o.Reconnects
 	s.Back += o.Back
+	s.Redropped += o.Redropped
 	s.NotRecovered += o.NotRecovered
 	s.Lost += o.Lost
 	s.Retries += o.Retries
@@ -68,6 +72,7 @@ type stormClient struct {
 	last    int64  // highest offset received
 	epoch   string // from the latest subscribed reply; "" before the first
 	lostAt  int64  // when its connection was lost; 0 while up
+	back    bool   // counted in Back: lost in the storm, then back and recovered
 	target  int64  // offset to reach before it counts as recovered; -1 until subscribed
 	tries   int
 	conn    *wsconn
@@ -165,6 +170,13 @@ func (w *worker) stormCommand(cmd string, now int64) {
 // stormDown marks client id lost and asks for its ticket.
 func (w *worker) stormDown(id int, now int64) {
 	sc := &w.storm.clients[id]
+	if sc.back {
+		// Back, then dropped again (a close that raced its return): it
+		// counts as back only once it is back again.
+		sc.back = false
+		w.res.Storm.Back--
+		w.res.Storm.Redropped++
+	}
 	if sc.lostAt == 0 {
 		sc.lostAt = now
 		sc.tries = 0
@@ -215,11 +227,22 @@ func (w *worker) stormWelcome(c *wsconn, now int64) {
 	if sc.epoch == "" {
 		// Spread the connections over the channels, across workers.
 		sc.channel = int((int64(w.job.ID)*7919 + int64(c.id)) % int64(max(1, w.job.Channels)))
-		w.eng.send(c, opText, fmt.Appendf(nil, `{"type":"subscribe","id":1,"channel":"load:%d"}`, sc.channel), now)
-		return
 	}
-	w.eng.send(c, opText, fmt.Appendf(nil, `{"type":"subscribe","id":1,"channel":"load:%d","since":{"offset":%d,"epoch":%s}}`,
-		sc.channel, sc.last, strconv.Quote(sc.epoch)), now)
+	w.eng.send(c, opText, w.subscribeCommand(sc.channel, sc.last, sc.epoch), now)
+}
+
+// subscribeCommand is the command subscribing to channel load:<k> in the
+// job's protocol, from offset in epoch when epoch is not "".
+func (w *worker) subscribeCommand(k int, offset int64, epoch string) []byte {
+	channel := "load:" + strconv.Itoa(k)
+	if w.job.Wire == wireCentrifuge {
+		return cwire.Subscribe(nil, 2, channel, uint64(offset), epoch)
+	}
+	if epoch == "" {
+		return fmt.Appendf(nil, `{"type":"subscribe","id":1,"channel":%q}`, channel)
+	}
+	return fmt.Appendf(nil, `{"type":"subscribe","id":1,"channel":%q,"since":{"offset":%d,"epoch":%s}}`,
+		channel, offset, strconv.Quote(epoch))
 }
 
 // subscribedReply is the part of a subscribed frame the storm reads.
@@ -232,38 +255,51 @@ type subscribedReply struct {
 
 var offsetKey = []byte(`"offset":`)
 
-// stormMessage reads a frame after the welcome: the subscribed reply, or a
-// channel message whose offset it checks against the client's last.
+// stormMessage reads a turnstile frame after the welcome: the subscribed
+// reply, or a channel message.
 func (w *worker) stormMessage(c *wsconn, payload []byte, now int64) {
-	sc := &w.storm.clients[c.id]
 	if bytes.Contains(payload, subscribedType) {
 		var r subscribedReply
 		if json.Unmarshal(payload, &r) != nil {
 			w.res.addError(errFrame)
 			return
 		}
-		first := sc.epoch == ""
-		if r.Recovered != nil && !*r.Recovered {
-			// The client would reload its state from its backend: it
-			// starts again from the channel's top.
-			w.res.Storm.NotRecovered++
-			sc.last = r.Offset
-		}
-		sc.epoch, sc.target = r.Epoch, r.Offset
-		if first {
-			sc.last = r.Offset
-			w.res.Subscribed++
-		}
-		w.stormCheck(sc, now)
+		w.stormSubscribed(c, r.Offset, r.Epoch, r.Recovered, now)
 		return
 	}
 	if !bytes.Contains(payload, messageType) {
 		return
 	}
-	off, ok := extractInt(payload, offsetKey)
-	if !ok {
-		return
+	if off, ok := extractInt(payload, offsetKey); ok {
+		w.stormPublication(c, off, payload, now)
 	}
+}
+
+// stormSubscribed takes a subscribe's answer: the channel's top and epoch,
+// and, when the subscribe asked to recover, whether it did (nil: it did
+// not ask). The client is back once it has every offset up to top.
+func (w *worker) stormSubscribed(c *wsconn, top int64, epoch string, recovered *bool, now int64) {
+	sc := &w.storm.clients[c.id]
+	first := sc.epoch == ""
+	if recovered != nil && !*recovered {
+		// The client would reload its state from its backend: it
+		// starts again from the channel's top.
+		w.res.Storm.NotRecovered++
+		sc.last = top
+	}
+	sc.epoch, sc.target = epoch, top
+	if first {
+		sc.last = top
+		w.res.Subscribed++
+	}
+	w.stormCheck(sc, now)
+}
+
+// stormPublication checks a channel publication's offset against the
+// client's last: a duplicate, the next one, or one after a gap. data
+// holds its stamp, for the latency.
+func (w *worker) stormPublication(c *wsconn, off int64, data []byte, now int64) {
+	sc := &w.storm.clients[c.id]
 	switch {
 	case off <= sc.last:
 		w.res.Storm.Dups++
@@ -272,7 +308,7 @@ func (w *worker) stormMessage(c *wsconn, payload []byte, now int64) {
 		sc.last = off
 		w.res.Messages++
 		w.res.LastMsg = now
-		if t, ok := extractStamp(payload); ok {
+		if t, ok := extractStamp(data); ok {
 			w.res.Latency.Record(now - t)
 		}
 	}
@@ -293,6 +329,7 @@ func (w *worker) stormBack(sc *stormClient, now int64) {
 	if sc.lostAt == 0 {
 		return
 	}
+	sc.back = true
 	w.res.Storm.Back++
 	w.res.Storm.LastBack = max(w.res.Storm.LastBack, now)
 	w.res.Storm.Recovery.Record(now - sc.lostAt)
@@ -395,6 +432,7 @@ func (r *Result) fillStorm(t workerResult, run stormRun) {
 	r.addLatency(&st.Recovery) // "back p50" … "back max"
 	r.add("failed", "", float64(st.Lost+max(0, run.clients-st.Back-st.Lost)), true)
 	r.add("retries", "", float64(st.Retries+st.TicketErrs), true)
+	r.add("dropped again", "", float64(st.Redropped), true)
 	if run.rounds > 0 {
 		want := run.clients * int64(run.rounds)
 		r.add("messages missed", "", float64(max(0, want-t.Messages)), true)
@@ -408,7 +446,7 @@ func (c *Config) stormDrop(server string) string {
 	switch {
 	case c.StormDrop != "auto":
 		return c.StormDrop
-	case stormRecovers(server): // turnstile, with or without +deflate
+	case stormRecovers(server) && wireFor(server) == "": // turnstile, with or without +deflate
 		return dropServer
 	default:
 		return dropClient
@@ -416,10 +454,11 @@ func (c *Config) stormDrop(server string) string {
 }
 
 // stormRecovers tells whether the named server has channels and history
-// (turnstile, or a running server, taken to be turnstile).
+// (turnstile, or a running server, taken to be turnstile; centrifuge,
+// through its own subscribe with recovery).
 func stormRecovers(name string) bool {
 	server, _ := splitDeflate(name)
-	return server == "turnstile" || server == "server"
+	return server == "turnstile" || server == "server" || server == "centrifuge"
 }
 
 // disconnect closes every connection of user (POST /disconnect) and returns

@@ -60,6 +60,23 @@ func TestStormServerDrop(t *testing.T) {
 	}
 }
 
+// TestStormCountsARedrop: clients closed again right after they were
+// back (a close racing their return) count as back only once they are
+// back again, so "back" is never more than the clients and the storm
+// waits for them; "dropped again" says how often it happened.
+func TestStormCountsARedrop(t *testing.T) {
+	f := newFakeServer(t)
+	f.dropAgain.Store(10)
+	cfg := stormConfig(f)
+	cfg.StormMissed = 2
+	r := runStormOnce(t, cfg)
+	for name, want := range map[string]float64{"clients": 60, "back": 60, "dropped again": 10, "failed": 0, "messages missed": 0, "duplicates": 0} {
+		if v := metric(t, r, name); v != want {
+			t.Errorf("%s = %v, want %v", name, v, want)
+		}
+	}
+}
+
 // TestStormClientDropNoHistory: the clients close themselves (the peers'
 // way) and the server has lost its history: each resubscribe is
 // recovered:false, and the messages of the gap count as missed.

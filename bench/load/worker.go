@@ -461,7 +461,7 @@ func (w *worker) onPayload(c *wsconn, op byte, payload []byte, rx received, now 
 		if w.job.Scenario == "channels" {
 			// Spread the connections over the channels, across workers.
 			k := (int64(w.job.ID)*7919 + w.res.Welcomed) % int64(w.job.Channels)
-			w.eng.send(c, opText, fmt.Appendf(nil, `{"type":"subscribe","channel":"load:%d"}`, k), now)
+			w.eng.send(c, opText, w.subscribeCommand(int(k), 0, ""), now)
 		}
 		return
 	}

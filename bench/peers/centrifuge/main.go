@@ -8,9 +8,14 @@
 // credentials in the request context, so the client's connect command
 // carries no token. Every connection is subscribed server-side to its
 // user's channel "#<user>" and to the channel "broadcast"; /publish to a
-// user or to all is a node.Publish on one of them. -echo answers every
-// client "send" with an async message (Client.Send). Centrifuge's
-// permessage-deflate is not wired: -compression on is refused.
+// user or to all is a node.Publish on one of them. A client may subscribe
+// to any other channel turnstile would accept (the load tool's "load:N"),
+// with recovery: /publish to such a channel keeps history as turnstile's
+// defaults do (historySize, historyTTL), so a client that comes back
+// subscribes from its last position and gets what it missed in the
+// subscribe reply. -echo answers every client "send" with an async message
+// (Client.Send). Centrifuge's permessage-deflate is not wired:
+// -compression on is refused.
 //
 // What a client sees differs from the other peers (the load tool speaks
 // both): a connect reply instead of the welcome, pushes
@@ -24,6 +29,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/centrifugal/centrifuge"
 	"github.com/turnstile-push/turnstile/bench/peers/internal/peer"
@@ -33,6 +39,13 @@ import (
 
 // broadcastChannel is the channel every connection is subscribed to.
 const broadcastChannel = "broadcast"
+
+// The history of a channel clients subscribe to themselves: turnstile's
+// -history-size and -history-ttl defaults.
+const (
+	historySize = 100
+	historyTTL  = 5 * time.Minute
+)
 
 func main() {
 	const name = "peer-centrifuge"
@@ -75,6 +88,13 @@ func newNode(echo bool) (*centrifuge.Node, error) {
 		}}, nil
 	})
 	node.OnConnect(func(c *centrifuge.Client) {
+		c.OnSubscribe(func(e centrifuge.SubscribeEvent, cb centrifuge.SubscribeCallback) {
+			if !clientChannel(e.Channel) {
+				cb(centrifuge.SubscribeReply{}, centrifuge.ErrorPermissionDenied)
+				return
+			}
+			cb(centrifuge.SubscribeReply{Options: centrifuge.SubscribeOptions{EnableRecovery: true}}, nil)
+		})
 		if echo {
 			c.OnMessage(func(e centrifuge.MessageEvent) { _ = c.Send(e.Data) })
 		}
@@ -104,13 +124,22 @@ func handler(srv *peer.Server, node *centrifuge.Node, wc centrifuge.WebsocketCon
 // broker. Recipients are the channel's subscribers on this node.
 type publisher struct{ node *centrifuge.Node }
 
-var errNoChannels = fmt.Errorf("peer-centrifuge: only user channels (#<user>) and broadcast")
+var errNoChannels = fmt.Errorf("peer-centrifuge: no /disconnect, and no publishing to %q but as a broadcast", broadcastChannel)
+
+// clientChannel says whether a client may subscribe to channel itself:
+// a name turnstile accepts, other than the server-side ones.
+func clientChannel(channel string) bool {
+	return channel != broadcastChannel && engine.ValidChannel(channel)
+}
 
 func (p publisher) PublishChannel(_ context.Context, channel string, data []byte, _ string) (engine.PublishResult, error) {
-	if !strings.HasPrefix(channel, "#") {
-		return engine.PublishResult{}, errNoChannels
+	switch {
+	case strings.HasPrefix(channel, "#"):
+		return p.publish(channel, data)
+	case clientChannel(channel):
+		return p.publish(channel, data, centrifuge.WithHistory(historySize, historyTTL))
 	}
-	return p.publish(channel, data)
+	return engine.PublishResult{}, errNoChannels
 }
 
 func (p publisher) BroadcastAll(_ context.Context, data []byte) (int, error) {
@@ -118,12 +147,13 @@ func (p publisher) BroadcastAll(_ context.Context, data []byte) (int, error) {
 	return r.Recipients, err
 }
 
-func (p publisher) publish(channel string, data []byte) (engine.PublishResult, error) {
+func (p publisher) publish(channel string, data []byte, opts ...centrifuge.PublishOption) (engine.PublishResult, error) {
 	n := p.node.Hub().NumSubscribers(channel)
-	if _, err := p.node.Publish(channel, data); err != nil {
+	r, err := p.node.Publish(channel, data, opts...)
+	if err != nil {
 		return engine.PublishResult{}, err
 	}
-	return engine.PublishResult{Recipients: n}, nil
+	return engine.PublishResult{Recipients: n, Offset: r.Offset, Epoch: r.Epoch}, nil
 }
 
 // Disconnect is not offered (engine.Publisher), as by the other peers.
