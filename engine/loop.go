@@ -22,6 +22,9 @@ type loop struct {
 	up  ws.Upgrader      // built once for this loop; its callbacks write hs
 	hs  handshakeScratch // the handshake in progress
 	out []byte           // scratch for frames we write
+	// corkBuf is the buffer of corked (turn.go): frames gathered for one
+	// connection, written at once.
+	corkBuf []byte
 
 	conns  []*Conn                 // open and closing connections, for fan-out and sweeps
 	chans  map[string]*loopChan    // channel -> its subscribers here (index.go)

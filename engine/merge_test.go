@@ -12,22 +12,39 @@ import (
 )
 
 // captureConn records every frame written to it, for tests of the loop's
-// merge logic without sockets.
+// merge logic without sockets; writes counts the writes (a write may hold
+// several frames).
 type captureConn struct {
 	gnet.Conn
 	frames []string
+	writes int
+	// stuck: a client that reads nothing, so everything written stays
+	// queued (OutboundBuffered grows).
+	stuck  bool
+	queued int
 }
 
 func (c *captureConn) Write(p []byte) (int, error) {
-	h, n, _ := parseHeader(p)
-	if n > 0 && h.OpCode == ws.OpText {
-		c.frames = append(c.frames, string(p[n:]))
-	} else {
-		c.frames = append(c.frames, fmt.Sprintf("op:%d", h.OpCode))
+	c.writes++
+	if c.stuck {
+		c.queued += len(p)
+	}
+	for rest := p; len(rest) > 0; {
+		h, n, _ := parseHeader(rest)
+		if n == 0 || int64(len(rest)-n) < h.Length {
+			c.frames = append(c.frames, fmt.Sprintf("partial:%q", rest))
+			break
+		}
+		if h.OpCode == ws.OpText {
+			c.frames = append(c.frames, string(rest[n:n+int(h.Length)]))
+		} else {
+			c.frames = append(c.frames, fmt.Sprintf("op:%d", h.OpCode))
+		}
+		rest = rest[n+int(h.Length):]
 	}
 	return len(p), nil
 }
-func (c *captureConn) OutboundBuffered() int { return 0 }
+func (c *captureConn) OutboundBuffered() int { return c.queued }
 
 func newsDelivery(offset uint64) *delivery {
 	return &delivery{channel: "news", offset: offset, epoch: "e", frame: encodeChannelMessage("news", offset, []byte(`"m"`))}
@@ -71,6 +88,9 @@ func TestPendingMerge(t *testing.T) {
 				t.Fatalf("wrote %q while pending", cc.frames)
 			}
 			l.finishSub(c, lc, ps, tc.res)
+			if cc.writes != 1 {
+				t.Fatalf("the reply, missed and buffered messages took %d writes, want 1: %q", cc.writes, cc.frames)
+			}
 			for _, o := range tc.after {
 				l.deliver(newsDelivery(o))
 			}
@@ -81,6 +101,61 @@ func TestPendingMerge(t *testing.T) {
 				if !strings.Contains(cc.frames[i], w) {
 					t.Fatalf("frame %d %q, want %s (all: %q)", i, cc.frames[i], w, cc.frames)
 				}
+			}
+		})
+	}
+}
+
+// Gathering a recovery into one write keeps send's rule: against a client
+// that reads nothing, exactly the frames that one-by-one sends would have
+// queued go out (the first always; each next one while the queue stays
+// within MaxPendingBytes), then the 1008, and nothing after it.
+func TestRecoveryWriteKeepsPendingRule(t *testing.T) {
+	for _, limit := range []int{1, 200, 500, 1 << 20} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			l := benchLoop(t)
+			l.srv.cfg.MaxPendingBytes = limit
+			cc := &captureConn{stuck: true}
+			c := &Conn{gc: cc, loop: l, phase: phaseOpen, personal: "#u"}
+			l.add(c)
+			lc := l.addSub(c, "news")
+			ps := &pendingSub{ids: []cmdID{{n: 1, ok: true}}}
+			l.pend[pendKey{c, lc}] = ps
+			res := subResult{pos: broker.Position{Offset: 12, Epoch: "e"}, rec: recoveryOK}
+			for o := uint64(3); o <= 12; o++ {
+				res.history = append(res.history, newsDelivery(o).frame)
+				res.offsets = append(res.offsets, o)
+			}
+			l.finishSub(c, lc, ps, res)
+
+			// One by one: the reply, then each missed message.
+			reply := appendFrame(nil, true, ws.OpText, appendSubscribed(nil, cmdID{n: 1, ok: true}, "news",
+				position{offset: 12, epoch: "e"}, recoveryOK, len(res.history)))
+			sizes := []int{len(reply)}
+			for _, f := range res.history {
+				sizes = append(sizes, len(f))
+			}
+			want, q := 0, 0
+			for _, n := range sizes {
+				if q > 0 && q+n > limit {
+					break
+				}
+				q += n
+				want++
+			}
+			got := 0
+			for _, f := range cc.frames {
+				if strings.HasPrefix(f, "op:") {
+					break
+				}
+				got++
+			}
+			if got != want {
+				t.Fatalf("%d frames before the close, want %d as one by one (%q)", got, want, cc.frames)
+			}
+			slow := want < len(sizes)
+			if slow != (c.closeReason == CloseSlowConsumer) || (slow && cc.frames[len(cc.frames)-1] != fmt.Sprintf("op:%d", ws.OpClose)) {
+				t.Fatalf("limit %d: slow %v, close reason %v, frames %q", limit, slow, c.closeReason, cc.frames)
 			}
 		})
 	}

@@ -190,24 +190,28 @@ func (l *loop) finishSub(c *Conn, lc *loopChan, ps *pendingSub, res subResult) {
 	if !ps.personal {
 		l.counters.commands[cmdSubscribe][resultOK].Add(1)
 	}
-	if !l.replyAfter(c, ps.head, l.body) {
+	// The 101 (if any), the reply, the missed messages and what came
+	// meanwhile leave together: one write, not one per frame.
+	k := l.cork(c, ps.head)
+	if !l.corkFrame(&k, l.body) {
 		return
 	}
 	last := res.pos.Offset
-	for k, frame := range res.history {
-		if c.phase != phaseOpen && c.phase != phaseWelcome {
+	for j, frame := range res.history {
+		if !l.corkPush(&k, frame) {
 			return
 		}
-		l.push(c, frame)
-		last = max(last, res.offsets[k])
+		last = max(last, res.offsets[j])
 	}
 	for _, d := range ps.buf {
-		if d.offset > last && (c.phase == phaseOpen || c.phase == phaseWelcome) {
-			l.push(c, d.z.frameFor(c, d.frame))
+		if d.offset > last {
+			if !l.corkPush(&k, d.z.frameFor(c, d.frame)) {
+				return
+			}
 			last = d.offset
 		}
 	}
-	if c.phase == phaseClosed {
+	if !l.flush(&k) {
 		return
 	}
 	// The subscription may have moved in the index while we wrote.
@@ -227,12 +231,8 @@ func (l *loop) finishSub(c *Conn, lc *loopChan, ps *pendingSub, res subResult) {
 }
 
 // reply writes one server frame with body to c; false if c is gone.
-func (l *loop) reply(c *Conn, body []byte) bool { return l.replyAfter(c, nil, body) }
-
-// replyAfter writes head (raw bytes, may be nil) and one server frame with
-// body to c in one write; false if c is gone.
-func (l *loop) replyAfter(c *Conn, head, body []byte) bool {
-	l.out = appendFrame(append(l.out[:0], head...), true, ws.OpText, body)
+func (l *loop) reply(c *Conn, body []byte) bool {
+	l.out = appendFrame(l.out[:0], true, ws.OpText, body)
 	l.push(c, l.out)
 	return c.phase == phaseOpen || c.phase == phaseWelcome
 }

@@ -131,6 +131,66 @@ func (l *loop) resetBatch() {
 	l.batch, l.batchPong, l.batchMsgs = l.batch[:0], -1, 0
 }
 
+// corked gathers frames for one connection so that they leave in one
+// write rather than one each: a subscription's reply and the messages it
+// recovers, a welcome after its 101. A frame joins only if send would let
+// it through with what is gathered already queued, so gathering never
+// lets more wait than sending one by one would; one that would not fit
+// goes after a flush of what is gathered, through send and its rule.
+type corked struct {
+	c      *Conn
+	buf    []byte // the loop's cork buffer
+	frames int    // data frames in buf, for messagesOut
+}
+
+// cork starts gathering for c after head (raw bytes, may be nil: the 101).
+func (l *loop) cork(c *Conn, head []byte) corked {
+	return corked{c: c, buf: append(l.corkBuf[:0], head...)}
+}
+
+// corkFrame adds one server text frame carrying body; false if c is gone.
+func (l *loop) corkFrame(k *corked, body []byte) bool {
+	l.out = appendFrame(l.out[:0], true, ws.OpText, body)
+	return l.corkPush(k, l.out)
+}
+
+// corkPush adds one whole data frame; false if c is gone.
+func (l *loop) corkPush(k *corked, frame []byte) bool {
+	if l.overCork(k, len(frame)) {
+		if !l.flush(k) {
+			return false
+		}
+		l.push(k.c, frame)
+		return k.c.phase == phaseOpen || k.c.phase == phaseWelcome
+	}
+	k.buf = append(k.buf, frame...)
+	k.frames++
+	return true
+}
+
+// overCork says whether n more bytes would take what c has queued, with
+// what is gathered, past MaxPendingBytes (send's rule).
+func (l *loop) overCork(k *corked, n int) bool {
+	q := k.c.gc.OutboundBuffered() + len(k.buf)
+	return q > 0 && q+n > l.srv.cfg.MaxPendingBytes
+}
+
+// flush writes what k gathered, in one write; false if c is gone. Every
+// frame in it passed send's rule as it joined.
+func (l *loop) flush(k *corked) bool {
+	if len(k.buf) > 0 {
+		if !l.write(k.c, k.buf) {
+			return false
+		}
+		l.counters.messagesOut.Add(uint64(k.frames))
+	}
+	if cap(k.buf) > 256<<10 { // do not keep a one-off large batch
+		k.buf = nil
+	}
+	l.corkBuf, k.buf, k.frames = k.buf[:0], k.buf[:0], 0
+	return k.c.phase == phaseOpen || k.c.phase == phaseWelcome
+}
+
 // send writes one frame for the client unless it would take c's queue past
 // MaxPendingBytes: then c is a slow consumer and is closed with 1008
 // instead, the close frame queued right after the last whole frame so that
