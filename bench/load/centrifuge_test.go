@@ -7,21 +7,28 @@ import (
 	"time"
 )
 
+// centrifugeConfig runs the real turnstile and the centrifuge peer, built
+// for the test, with a minute to finish.
+func centrifugeConfig(t *testing.T) Config {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("the epoll client needs Linux")
+	}
+	cfg := DefaultConfig()
+	cfg.Servers, cfg.BinDir = []string{"turnstile", "centrifuge"}, buildServers(t, "centrifuge")
+	cfg.Timeout, cfg.LogDir = 60*time.Second, t.TempDir()
+	return cfg
+}
+
 // TestCentrifugeRun runs the real turnstile and the centrifuge peer (the
 // library inside Centrifugo, its own protocol) side by side: connect,
 // fanout broadcast and to the user, echo and churn, 200 connections; all
 // of it delivered, and the table has the turnstile/centrifuge ratio.
 func TestCentrifugeRun(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("the epoll client needs Linux")
-	}
-	bin := buildServers(t, "centrifuge")
-	cfg := DefaultConfig()
-	cfg.Servers, cfg.BinDir = []string{"turnstile", "centrifuge"}, bin
+	cfg := centrifugeConfig(t)
 	cfg.Conns, cfg.InFlight, cfg.Sources = 200, 64, 4
 	cfg.Messages, cfg.Interval = 5, 30*time.Millisecond
 	cfg.Hold, cfg.Duration = 200*time.Millisecond, time.Second
-	cfg.Timeout, cfg.LogDir = 60*time.Second, t.TempDir()
 	for _, toUser := range []bool{false, true} {
 		cfg.ToUser = toUser
 		cfg.Scenarios = []string{"fanout"}
@@ -72,16 +79,10 @@ func TestCentrifugeRun(t *testing.T) {
 // Centrifuge recovers through its own subscribe reply, which carries the
 // missed publications; turnstile replays them after its subscribed reply.
 func TestCentrifugeChannelsAndStorm(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("the epoll client needs Linux")
-	}
-	bin := buildServers(t, "centrifuge")
-	cfg := DefaultConfig()
-	cfg.Servers, cfg.BinDir = []string{"turnstile", "centrifuge"}, bin
+	cfg := centrifugeConfig(t)
 	cfg.Scenarios = []string{"channels", "storm"}
 	cfg.Conns, cfg.InFlight, cfg.Sources, cfg.Channels = 120, 32, 4, 7
 	cfg.Messages, cfg.Interval, cfg.StormMissed = 5, 30*time.Millisecond, 3
-	cfg.Timeout, cfg.LogDir = 60*time.Second, t.TempDir()
 	results, table, _ := runResults(t, cfg, nil)
 	if len(results) != 4 {
 		t.Fatalf("%d results, want 4:\n%s", len(results), table)
