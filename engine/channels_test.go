@@ -436,6 +436,32 @@ func TestDisconnectSparesAReconnect(t *testing.T) {
 	expectClose(t, back.br, closeDisconnected)
 }
 
+// TestDisconnectClosesWhatWasOpen: a loop's part of a /disconnect closes
+// the user's connections it had opened when the request was taken, not
+// one that came in before its task ran.
+func TestDisconnectClosesWhatWasOpen(t *testing.T) {
+	s, st := startServer(t, Config{Loops: 1})
+	old := connectCh(t, s, st, grants("maggie"), "")
+	l := s.loopList()[0]
+	upTo := l.lastSeq.Load() // as Disconnect reads it when called
+	late := connectCh(t, s, st, grants("maggie"), "")
+	closed := make(chan int, 1)
+	if err := l.el.Execute(context.Background(), runnable(func(context.Context) error {
+		closed <- l.disconnect(broker.Disconnect{User: "maggie"}, upTo)
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-closed; n != 1 {
+		t.Fatalf("closed %d, want the one open when asked", n)
+	}
+	expectClose(t, old.br, closeDisconnected)
+	if n := s.PublishCount("maggie", []byte(`"late"`)); n != 1 {
+		t.Fatalf("publish to maggie reached %d connections, want the late one", n)
+	}
+	late.expectMessage(PersonalChannel("maggie"), 1, `"late"`)
+}
+
 // Disconnect closes with 4001 by user or by connection id.
 func TestDisconnect(t *testing.T) {
 	s, st := startServer(t, Config{})

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -63,14 +64,15 @@ func (s *Server) BroadcastAll(ctx context.Context, data []byte) (int, error) {
 //
 // Safe from any goroutine except an event loop: it waits for the loops.
 //
-// This node's connections are closed first (and counted), then the broker
-// tells every node; its delivery back to this node, marked with this
-// node's id as Origin, is ignored, so a client that reconnected meanwhile
-// stays. If the broker fails, the local ones are closed all the same and
-// the error says the others may not be: a retry is harmless.
+// This node's connections are closed first (and counted): those open when
+// Disconnect was called, not one opened since. Then the broker tells every
+// node; its delivery back to this node, marked with this node's id as
+// Origin, is ignored, so a client that reconnected meanwhile stays. If
+// the broker fails, the local ones are closed all the same and the error
+// says the others may not be: a retry is harmless.
 func (s *Server) Disconnect(ctx context.Context, d broker.Disconnect) (int, error) {
 	counts := make(chan int, len(s.loopList()))
-	asked := s.disconnectLocal(d, counts)
+	asked := s.disconnectLocal(d, counts, true)
 	total := 0
 wait:
 	for range asked {
@@ -92,16 +94,21 @@ wait:
 
 // disconnectLocal closes this node's connections named by d, one task per
 // loop that may hold them; each task reports its count on counts (if not
-// nil, with room for every loop). It returns how many tasks it queued.
-// Closing twice (the broker also delivers d back to this node) is a no-op.
-func (s *Server) disconnectLocal(d broker.Disconnect, counts chan<- int) int {
+// nil, with room for every loop). With openNow, a loop closes only the
+// connections it had opened when disconnectLocal was called, not one that
+// came in before its task ran. It returns how many tasks it queued.
+func (s *Server) disconnectLocal(d broker.Disconnect, counts chan<- int, openNow bool) int {
 	asked := 0
 	for _, l := range s.loopList() {
 		if d.Conn != "" && !s.mayHoldConn(l, d.Conn) {
 			continue
 		}
+		upTo := uint64(math.MaxUint64)
+		if openNow {
+			upTo = l.lastSeq.Load()
+		}
 		task := func(context.Context) error {
-			n := l.disconnect(d)
+			n := l.disconnect(d, upTo)
 			if counts != nil {
 				counts <- n
 			}
@@ -121,8 +128,9 @@ func (s *Server) mayHoldConn(l *loop, id string) bool {
 	return ok && li == l.index
 }
 
-// disconnect closes this loop's connections named by d with 4001.
-func (l *loop) disconnect(d broker.Disconnect) int {
+// disconnect closes this loop's connections named by d with 4001, of
+// those numbered up to upTo.
+func (l *loop) disconnect(d broker.Disconnect, upTo uint64) int {
 	n := 0
 	if d.User != "" {
 		lc := l.chans[PersonalChannel(d.User)]
@@ -133,7 +141,7 @@ func (l *loop) disconnect(d broker.Disconnect) int {
 			if i >= len(lc.subs) {
 				continue
 			}
-			if c := lc.subs[i].c; c.phase == phaseOpen || c.phase == phaseWelcome {
+			if c := lc.subs[i].c; c.seq <= upTo && (c.phase == phaseOpen || c.phase == phaseWelcome) {
 				n++
 				l.closeLater(c, CloseDisconnected)
 			}

@@ -174,7 +174,7 @@ func (f *fuzzServer) play(t *testing.T, data []byte, chunks []int) playResult {
 		t.Fatalf("OnOpen: action %v", action)
 	}
 	c := m.ctx.(*Conn)
-	c.loop.nextID = 0 // the same connection id in every play, for comparison
+	c.loop.lastSeq.Store(0) // the same connection id in every play, for comparison
 	defer func() {
 		f.h.OnClose(m, nil)
 		// OnOpen queued a handshake deadline that no tick will pop here.

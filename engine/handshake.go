@@ -287,8 +287,7 @@ func (l *loop) admit(c *Conn, hdr []byte) (RejectReason, bool) {
 		c.expires = sessionEnd(l.srv.now(), time.Until(exp))
 	}
 	l.hs.claims, l.hs.personal = ticket.Claims{}, ""
-	l.nextID++
-	c.seq = l.nextID
+	c.seq = l.lastSeq.Add(1)
 	return 0, true
 }
 

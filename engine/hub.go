@@ -240,7 +240,7 @@ func (h *hub) HandleDisconnect(d broker.Disconnect) {
 	if d.Origin != "" && d.Origin == h.srv.nodeID {
 		return
 	}
-	h.srv.disconnectLocal(d, nil)
+	h.srv.disconnectLocal(d, nil, false)
 }
 
 // subscribers is how many local subscriptions channel has now.

@@ -26,10 +26,13 @@ type loop struct {
 	// connection, written at once.
 	corkBuf []byte
 
-	conns  []*Conn                 // open and closing connections, for fan-out and sweeps
-	chans  map[string]*loopChan    // channel -> its subscribers here (index.go)
-	pend   map[pendKey]*pendingSub // subscriptions waiting for the broker
-	nextID uint64
+	conns []*Conn                 // open and closing connections, for fan-out and sweeps
+	chans map[string]*loopChan    // channel -> its subscribers here (index.go)
+	pend  map[pendKey]*pendingSub // subscriptions waiting for the broker
+	// lastSeq is the newest connection sequence number given out on this
+	// loop (written on the loop only; read by Disconnect, to close only
+	// what was open when it was asked).
+	lastSeq atomic.Uint64
 
 	parser cmdParser // commands (command.go)
 	body   []byte    // scratch for the JSON body of a frame we write
