@@ -243,6 +243,24 @@ func TestEndToEndOperationalEndpoints(t *testing.T) {
 	}
 }
 
+// TestStartLineWarnsOfOneP: the start line says GOMAXPROCS, and with one
+// P a warning says what it costs and what to do; with two, no warning.
+func TestStartLineWarnsOfOneP(t *testing.T) {
+	for _, procs := range []string{"1", "2"} {
+		s := startCommand(t, []string{"env", "GOMAXPROCS=" + procs})
+		if logs := s.Logs(); !strings.Contains(logs, `"gomaxprocs":`+procs) {
+			t.Fatalf("GOMAXPROCS=%s: the start line does not say gomaxprocs %s:\n%s", procs, procs, logs)
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for procs == "1" && !strings.Contains(s.Logs(), "GOMAXPROCS is 1") && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if warned := strings.Contains(s.Logs(), "GOMAXPROCS is 1"); warned != (procs == "1") {
+			t.Fatalf("GOMAXPROCS=%s: warned %v:\n%s", procs, warned, s.Logs())
+		}
+	}
+}
+
 func TestBinaryRefusesBadConfiguration(t *testing.T) {
 	cases := []struct {
 		name string

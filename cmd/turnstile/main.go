@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -66,7 +67,14 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	log.Info("turnstile listening", "http", srv.httpLn.Addr().String(), "ws", srv.ws.Addr().String(),
 		"ws_path", cfg.WSPath, "dev", cfg.Dev, "echo", cfg.Echo, "jwt_alg", srv.tokens.Alg(), "logins", srv.users != nil,
-		"fd_limit", srv.fds.Limit, "ws_max_sockets", srv.fds.WS, "http_max_conns", srv.fds.HTTP)
+		"fd_limit", srv.fds.Limit, "ws_max_sockets", srv.fds.WS, "http_max_conns", srv.fds.HTTP,
+		"gomaxprocs", runtime.GOMAXPROCS(0))
+	if runtime.GOMAXPROCS(0) == 1 {
+		// Measured in bench/README.md ("One CPU"): a reconnect storm takes
+		// about 1.3 times as long with one P as with two on the same CPU.
+		log.Warn("GOMAXPROCS is 1: the HTTP API waits for the CPU while an event loop sits in epoll_wait, "+
+			"which slows /ws_ticket in a reconnect storm; give the process two CPUs or set GOMAXPROCS=2", "gomaxprocs", 1)
+	}
 	if cfg.MaxConns > srv.fds.WS {
 		log.Warn("-max-conns is above what the open-file limit allows; the fd budget refuses connections first",
 			"max_conns", cfg.MaxConns, "ws_max_sockets", srv.fds.WS, "fd_limit", srv.fds.Limit)
