@@ -44,6 +44,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/turnstile-push/turnstile/engine/broker"
+	"github.com/turnstile-push/turnstile/internal/ratelog"
 )
 
 // Config configures a Broker.
@@ -92,6 +93,9 @@ type Broker struct {
 	wg      sync.WaitGroup
 
 	stats counters
+	// errLog lets one failed command a second reach the log, with its
+	// cause: the callers see only ErrUnavailable (a 503).
+	errLog ratelog.Limiter
 }
 
 type handlerBox struct{ h broker.Handler }
@@ -265,6 +269,9 @@ func (b *Broker) do(ctx context.Context, run func(ctx context.Context) rueidis.R
 	b.stats.latencyNanos.Add(uint64(time.Since(start)))
 	if err := r.Error(); err != nil && !rueidis.IsRedisNil(err) {
 		b.stats.errors.Add(1)
+		if ok, held := b.errLog.Allow(time.Now()); ok && b.ctx.Err() == nil {
+			b.cfg.Logger.Warn("redis command failed", "err", err, "more_since_last", held)
+		}
 		return r, broker.ErrUnavailable
 	}
 	return r, nil

@@ -1,10 +1,13 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -516,6 +519,56 @@ func TestPublishRefusesBadInput(t *testing.T) {
 			t.Errorf("a refused publish reached Redis")
 		}
 	}
+}
+
+// TestFailedCommandLogged: a command that fails reaches the log with its
+// cause (callers see only ErrUnavailable), once a second however many
+// fail; the next line says how many it stands for.
+func TestFailedCommandLogged(t *testing.T) {
+	srv := redistest.Start(t)
+	var logs lockedBuffer
+	a, _ := newNode(t, srv.Addr, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		c.Timeout = 200 * time.Millisecond
+	})
+	srv.Kill()
+	start := time.Now()
+	for range 20 {
+		if _, err := a.Publish(ctx, "r", []byte(`1`), broker.PublishOptions{}); !errors.Is(err, broker.ErrUnavailable) {
+			t.Fatalf("publish with Redis down: %v, want ErrUnavailable", err)
+		}
+	}
+	// One line a second, the canary's failures included (one may come
+	// just before the first publish).
+	if n, most := strings.Count(logs.String(), `msg="redis command failed"`), 2+int(time.Since(start)/time.Second); n < 1 || n > most {
+		t.Fatalf("%d lines for 20 failed publishes in %v, want 1 to %d:\n%s", n, time.Since(start), most, logs.String())
+	}
+	if !strings.Contains(logs.String(), "err=") {
+		t.Fatalf("the line does not say why:\n%s", logs.String())
+	}
+	time.Sleep(1100 * time.Millisecond)
+	_, _ = a.Publish(ctx, "r", []byte(`1`), broker.PublishOptions{})
+	if !strings.Contains(logs.String(), "more_since_last=") || strings.Count(logs.String(), `msg="redis command failed"`) < 2 {
+		t.Fatalf("a second later, one more line counting the ones held back:\n%s", logs.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the broker's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // Redis restarted empty while a node's subscription was down: what was
